@@ -1,0 +1,1 @@
+"""The agent engine: the Claude loop, its tools, blocks, pricing and transcript."""

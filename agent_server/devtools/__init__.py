@@ -1,0 +1,1 @@
+"""Development tools shipped with the package: fake servers for tests, demo and bench."""

@@ -1,0 +1,1 @@
+"""Events: names, the per-session log (seq, ring buffer, stored log) and the bus."""

@@ -1,0 +1,1 @@
+"""Sandboxes: the provider interface and the bundled providers (local, modal)."""

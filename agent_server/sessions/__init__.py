@@ -1,0 +1,1 @@
+"""Sessions: the manager and each session's lifecycle, queue and lazy sandbox."""
