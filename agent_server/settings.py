@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent_server.errors import ConfigError
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 SANDBOX_PROVIDERS = ("local", "modal")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

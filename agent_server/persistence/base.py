@@ -91,6 +91,11 @@ class PersistenceAdapter(ABC):
         rows.sort(key=lambda e: e.seq)
         return rows if limit is None else rows[:limit]
 
+    def last_event_seq(self, session_id: str) -> int:
+        """The highest stored seq of the session's event log; 0 when it has none."""
+        rows = self.list_events(session_id)
+        return rows[-1].seq if rows else 0
+
     def delete_session(self, session_id: str) -> None:
         """Purge the session: record, transcript, files and events. Unknown ids are fine.
 

@@ -1,0 +1,40 @@
+"""Build the whole server from Settings: what wsgi.py and the CLI call."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+
+from agent_server.errors import ConfigError, PersistenceError
+from agent_server.settings import Settings
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def build_app(settings: Settings | None = None):
+    """Settings → runtime (started) → Flask app; the runtime shuts down at exit."""
+    from agent_server.runtime import create_runtime
+
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    runtime = create_runtime(settings=settings)
+    runtime.start()
+    atexit.register(runtime.shutdown)
+    app = runtime.create_app(api_key=settings.api_key)
+    return app
+
+
+def build_app_or_exit(settings: Settings | None = None):
+    """Like build_app, but a bad setting or an unreachable database is one line and exit 4."""
+    try:
+        return build_app(settings)
+    except (ConfigError, PersistenceError) as exc:
+        print(f"agent-server: {exc.message}", file=sys.stderr)
+        # 4 is gunicorn's "app failed to load": the arbiter stops instead of retrying
+        sys.exit(4)

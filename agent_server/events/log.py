@@ -1,0 +1,194 @@
+"""A session's event log: sequence numbers, a ring buffer of recent events, the stored log.
+
+Every event of a session gets the next ``seq``. Events go to an in-memory ring (fast
+replay for clients that reconnect) and, in batches, to the persistence adapter.
+Consecutive text deltas of one block are coalesced into one stored row (its ``seq`` is
+the last delta's; ``data["deltas"]`` holds every piece), so storage costs a row per run
+of deltas, never a row per token, and replay from storage still yields each delta with
+its own seq: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from agent_server.events.names import BLOCK_DELTA
+from agent_server.persistence.base import PersistenceAdapter
+from agent_server.persistence.types import StoredEvent
+
+log = logging.getLogger(__name__)
+
+RING_SIZE = 4096
+
+
+class Event:
+    """One event of a session, with its wire form encoded once for every client."""
+
+    __slots__ = ("session_id", "seq", "name", "data", "_wire")
+
+    def __init__(self, session_id: str | None, seq: int | None, name: str, data: dict):
+        self.session_id = session_id
+        self.seq = seq
+        self.name = name
+        self.data = data
+        self._wire: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "event": self.name,
+            "sessionId": self.session_id,
+            "seq": self.seq,
+            "data": self.data,
+        }
+
+    @property
+    def wire(self) -> str:
+        """The JSON text sent to clients (``{"event", "sessionId", "seq", "data"}``)."""
+        if self._wire is None:
+            self._wire = json.dumps(
+                self.to_dict(), separators=(",", ":"), default=_json_default
+            )
+        return self._wire
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class EventLog:
+    """Numbers, keeps and stores one session's events."""
+
+    def __init__(
+        self,
+        session_id: str,
+        persistence: PersistenceAdapter,
+        *,
+        last_seq: int = 0,
+        on_event: Callable[[Event], None] | None = None,
+        ring_size: int = RING_SIZE,
+    ) -> None:
+        self.session_id = session_id
+        self._persistence = persistence
+        self._on_event = on_event
+        self.last_seq = last_seq
+        self._ring: deque[Event] = deque(maxlen=ring_size)
+        self._pending: list[StoredEvent] = []
+        self._pending_deltas: list[str] | None = (
+            None  # the open coalesced delta row's pieces
+        )
+        self._pending_block: str | None = None
+        self._flush_lock = threading.Lock()
+        self._max_pending = ring_size // 2
+        self.rows_written = 0
+        self.writes = 0
+
+    def append(self, name: str, data: dict) -> Event:
+        """Give the event the next seq, keep it, queue it for storage and publish it."""
+        self.last_seq += 1
+        event = Event(self.session_id, self.last_seq, name, data)
+        self._ring.append(event)
+        if name == BLOCK_DELTA:
+            self._queue_delta(event)
+        else:
+            self._pending_deltas = self._pending_block = None
+            self._pending.append(StoredEvent(event.seq, name, data))
+        if len(self._pending) >= self._max_pending:
+            # never let an unstored event fall out of the ring
+            self.flush()
+        if self._on_event is not None:
+            self._on_event(event)
+        return event
+
+    def _queue_delta(self, event: Event) -> None:
+        block_id = event.data.get("blockId")
+        if self._pending_deltas is not None and block_id == self._pending_block:
+            self._pending_deltas.append(event.data["delta"])
+            last = self._pending[-1]
+            self._pending[-1] = StoredEvent(event.seq, last.name, last.data)
+            return
+        pieces = [event.data["delta"]]
+        data = {
+            "conversationId": event.data.get("conversationId"),
+            "blockId": block_id,
+            "deltas": pieces,
+        }
+        self._pending.append(StoredEvent(event.seq, BLOCK_DELTA, data))
+        self._pending_deltas, self._pending_block = pieces, block_id
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def flush(self) -> None:
+        """Write the queued rows in one call to the adapter."""
+        with self._flush_lock:
+            if not self._pending:
+                return
+            rows, self._pending = self._pending, []
+            self._pending_deltas = self._pending_block = None
+            try:
+                self._persistence.append_events(self.session_id, rows)
+            except Exception:
+                # keep them for the next flush rather than lose them
+                self._pending[:0] = rows
+                raise
+            self.writes += 1
+            self.rows_written += len(rows)
+
+    def events_after(self, after: int) -> list[Event]:
+        """Every event with seq > after, from memory where possible, else from storage."""
+        if after >= self.last_seq:
+            return []
+        ring = self._ring
+        first_in_ring = ring[0].seq if ring else self.last_seq + 1
+        if after + 1 >= first_in_ring:
+            return [e for e in ring if e.seq > after]
+        stored = [
+            e
+            for e in expand_stored(
+                self.session_id, self._persistence.list_events(self.session_id, after)
+            )
+            if after < e.seq < first_in_ring
+        ]
+        return stored + list(ring)
+
+
+def expand_stored(session_id: str, rows: list[StoredEvent]) -> list[Event]:
+    """Turn stored rows back into events, splitting coalesced delta rows."""
+    events: list[Event] = []
+    for row in rows:
+        data = row.data
+        if row.name == BLOCK_DELTA and "deltas" in data:
+            pieces = data["deltas"]
+            first = row.seq - len(pieces) + 1
+            conv, block_id = data.get("conversationId"), data.get("blockId")
+            for i, piece in enumerate(pieces):
+                events.append(
+                    Event(
+                        session_id,
+                        first + i,
+                        BLOCK_DELTA,
+                        {"conversationId": conv, "blockId": block_id, "delta": piece},
+                    )
+                )
+        else:
+            events.append(Event(session_id, row.seq, row.name, dict(data)))
+    return events
+
+
+def stored_events_after(
+    session_id: str, persistence: PersistenceAdapter, after: int
+) -> list[Event]:
+    """Replay of an unloaded session: everything stored after ``after``."""
+    return [
+        e
+        for e in expand_stored(session_id, persistence.list_events(session_id, after))
+        if e.seq > after
+    ]
