@@ -1,0 +1,582 @@
+"""PeeweePersistence: the bundled adapter, on SQLite (default) or PostgreSQL.
+
+Under gevent (see STACK-NOTES):
+- Every call checks a connection out of a bounded pool for its greenlet and returns it
+  at the end, so greenlets never share a connection mid-query. Peewee keeps the
+  current connection in a ``threading.local``, which gevent makes greenlet-local.
+- PostgreSQL: psycopg 3 waits cooperatively when imported after gevent's patch.
+- SQLite: its busy handler sleeps inside C and blocks the hub, so writers never wait
+  on SQLite's lock: one process-wide lock per database file is held around each short
+  write transaction (BEGIN IMMEDIATE ... COMMIT, no I/O inside), and WAL lets readers
+  go on meanwhile.
+Vendor exceptions become PersistenceError here; nothing above sees a peewee type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import peewee
+import psycopg
+from playhouse.pool import (
+    MaxConnectionsExceeded,
+    PooledPostgresqlDatabase,
+    PooledSqliteDatabase,
+)
+
+from agent_server.errors import PersistenceError
+from agent_server.persistence.base import PersistenceAdapter
+from agent_server.persistence.models import (
+    MODELS,
+    EventRow,
+    ProfileRow,
+    SessionRow,
+    TranscriptRow,
+    WorkspaceFileRow,
+)
+from agent_server.persistence.types import (
+    AgentProfile,
+    AgentProfileSummary,
+    SessionData,
+    SessionRecord,
+    StoredEvent,
+    WorkspaceFile,
+    utcnow,
+)
+from agent_server.persistence.values import (
+    check_events,
+    check_file,
+    check_record,
+    check_updates,
+    to_json,
+)
+from agent_server.profiles import profile_from_dict, profile_to_dict
+
+logger = logging.getLogger(__name__)
+
+_VENDOR_ERRORS = (peewee.PeeweeException, psycopg.Error, sqlite3.Error)
+_INSERT_BATCH = 500  # rows per INSERT; well under SQLite's bound-variable limit
+_SETUP_LOCK_KEY = 0x6167_656E_7473  # pg_advisory_xact_lock key: one setup at a time
+
+# one write lock per SQLite file for the whole process (two adapters on one file
+# must not interleave writes either); created lazily, after gevent has patched
+_SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: str  # "sqlite" | "postgres"
+    where: str  # for messages: a file path or host:port/dbname (never a password)
+    location: str  # the SQLite path or the PostgreSQL URL
+
+
+class PeeweePersistence(PersistenceAdapter):
+    """Stores everything in SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://``)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_connections: int = 10,
+        connect_timeout: int = 5,
+        pool_timeout: float = 10.0,
+    ) -> None:
+        self._target = _parse_url(database_url)
+        _warn_if_imported_before_gevent()
+        self._max_connections = max_connections
+        self._pool_timeout = pool_timeout
+        self._write_lock: threading.Lock | None = None
+        self._memory = self._target.location == ":memory:"
+        if self._target.kind == "sqlite":
+            self._db = self._sqlite_database(max_connections)
+        else:
+            self._db = self._postgres_database(max_connections, connect_timeout)
+        self.setup()
+
+    # -- construction -------------------------------------------------------------------
+    def _sqlite_database(self, max_connections: int) -> peewee.Database:
+        path = self._target.location
+        if self._memory:
+            # every connection to :memory: is a new empty database: share just one
+            max_connections = 1
+            lock_key = f":memory:{id(self)}"
+        else:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PersistenceError(
+                    f"cannot create the directory of SQLite database {path}: "
+                    f"{exc.strerror}"
+                ) from exc
+            lock_key = os.path.realpath(path)
+        self._write_lock = _SQLITE_WRITE_LOCKS.setdefault(lock_key, threading.Lock())
+        return PooledSqliteDatabase(
+            path,
+            max_connections=max_connections,
+            timeout=self._pool_timeout,
+            autoconnect=False,
+            check_same_thread=False,
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": "normal",  # durable across crashes of the process
+                "foreign_keys": 1,
+                "busy_timeout": 5000,  # only other processes can hold the lock
+            },
+        )
+
+    def _postgres_database(
+        self, max_connections: int, connect_timeout: int
+    ) -> peewee.Database:
+        url = self._target.location
+        params: dict[str, Any] = {}
+        if "connect_timeout=" not in url:
+            params["connect_timeout"] = connect_timeout
+        return PooledPostgresqlDatabase(
+            url,
+            max_connections=max_connections,
+            stale_timeout=300,
+            timeout=self._pool_timeout,
+            autoconnect=False,
+            prefer_psycopg3=True,
+            **params,
+        )
+
+    def setup(self) -> None:
+        """Create the tables and indexes that do not exist yet (safe to repeat)."""
+        with self._op("creating the tables", write=True):
+            if self._target.kind == "postgres":
+                # two workers starting together must not both create a table
+                self._db.execute_sql(
+                    "SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK_KEY,)
+                )
+            for model in MODELS:
+                peewee.SchemaManager(model, self._db).create_all(safe=True)
+
+    @property
+    def database(self) -> peewee.Database:
+        """The underlying Peewee database (for diagnostics and tests only)."""
+        return self._db
+
+    def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one statement on a pooled connection; its rows (diagnostics, tests)."""
+        with self._op("running SQL"):
+            cursor = self._db.execute_sql(sql, tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def ping(self) -> None:
+        """Raise PersistenceError unless the database answers."""
+        self.execute_sql("SELECT 1")
+
+    def close(self) -> None:
+        try:
+            self._db.close_all()
+        except _VENDOR_ERRORS as exc:
+            logger.warning("closing %s failed: %s", self._target.where, exc)
+
+    # -- sessions -------------------------------------------------------------------
+    def list_all_sessions(self) -> list[SessionRecord]:
+        query = _session_columns().order_by(SessionRow.created_at, SessionRow.id)
+        with self._op("listing sessions"):
+            rows = list(query.tuples().execute(self._db))
+        return [_record(row) for row in rows]
+
+    def load_session(self, session_id: str) -> SessionData | None:
+        session = (
+            _session_columns(TranscriptRow.raw_transcript)
+            .join(
+                TranscriptRow,
+                peewee.JOIN.LEFT_OUTER,
+                on=(TranscriptRow.session == SessionRow.session_id),
+            )
+            .where(SessionRow.session_id == session_id)
+        )
+        files = (
+            WorkspaceFileRow.select(
+                WorkspaceFileRow.path,
+                WorkspaceFileRow.content,
+                WorkspaceFileRow.encoding,
+                WorkspaceFileRow.size,
+                WorkspaceFileRow.modified_at,
+            )
+            .where(WorkspaceFileRow.session == session_id)
+            .order_by(WorkspaceFileRow.path)
+        )
+        with self._op(f"loading session {session_id!r}"):
+            rows = list(session.tuples().execute(self._db))
+            if not rows:
+                return None
+            file_rows = list(files.tuples().execute(self._db))
+        return SessionData(
+            record=_record(rows[0][:-1]),
+            raw_transcript=rows[0][-1],
+            workspace_files=tuple(_file(row) for row in file_rows),
+        )
+
+    def create_session_record(self, record: SessionRecord) -> None:
+        record = check_record(record)
+        query = SessionRow.insert(
+            session_id=record.session_id,
+            agent_profile_id=record.agent_profile_id,
+            name=record.name,
+            created_at=record.created_at,
+            last_activity=record.last_activity,
+            metadata=to_json(record.metadata, "metadata"),
+            options=to_json(record.options, "options"),
+        )
+        with self._op(f"creating session {record.session_id!r}", write=True):
+            try:
+                query.execute(self._db)
+            except peewee.IntegrityError:
+                raise ValueError(
+                    f"session {record.session_id!r} already exists"
+                ) from None
+
+    def update_session_record(self, session_id: str, **updates: Any) -> None:
+        clean = check_updates(updates)
+        for key in ("metadata", "options"):
+            if key in clean:
+                clean[key] = to_json(clean[key], key)
+        where = SessionRow.session_id == session_id
+        with self._op(f"updating session {session_id!r}", write=True):
+            if clean:
+                changed = SessionRow.update(clean).where(where).execute(self._db)
+            else:
+                changed = SessionRow.select().where(where).exists(self._db)
+            if not changed:
+                raise KeyError(f"unknown session {session_id!r}")
+
+    # -- storage ----------------------------------------------------------------------
+    def save_transcript(self, session_id: str, raw_transcript: str) -> None:
+        if not isinstance(raw_transcript, str):
+            raise ValueError("raw_transcript must be a string")
+        query = TranscriptRow.insert(
+            session=session_id, raw_transcript=raw_transcript
+        ).on_conflict(
+            conflict_target=[TranscriptRow.session],
+            preserve=[TranscriptRow.raw_transcript],
+        )
+        with self._op(f"saving the transcript of {session_id!r}", write=True):
+            self._execute_for_session(query, session_id)
+
+    def save_workspace_file(self, session_id: str, file: WorkspaceFile) -> None:
+        file = check_file(file)
+        query = WorkspaceFileRow.insert(
+            session=session_id,
+            path=file.path,
+            content=file.content.encode("utf-8", "surrogatepass"),
+            encoding=file.encoding,
+            size=file.size,
+            modified_at=file.modified_at,
+        ).on_conflict(
+            conflict_target=[WorkspaceFileRow.session, WorkspaceFileRow.path],
+            preserve=[
+                WorkspaceFileRow.content,
+                WorkspaceFileRow.encoding,
+                WorkspaceFileRow.size,
+                WorkspaceFileRow.modified_at,
+            ],
+        )
+        with self._op(f"saving file {file.path!r} of {session_id!r}", write=True):
+            self._execute_for_session(query, session_id)
+
+    def delete_session_file(self, session_id: str, path: str) -> None:
+        query = WorkspaceFileRow.delete().where(
+            (WorkspaceFileRow.session == session_id) & (WorkspaceFileRow.path == path)
+        )
+        with self._op(f"deleting file {path!r} of {session_id!r}", write=True):
+            query.execute(self._db)
+
+    # -- agent profiles -------------------------------------------------------------------
+    def list_agent_profiles(self) -> list[AgentProfileSummary]:
+        query = ProfileRow.select(
+            ProfileRow.profile_id, ProfileRow.name, ProfileRow.description
+        ).order_by(ProfileRow.profile_id)
+        with self._op("listing agent profiles"):
+            rows = list(query.tuples().execute(self._db))
+        return [AgentProfileSummary(*row) for row in rows]
+
+    def load_agent_profile(self, profile_id: str) -> AgentProfile | None:
+        query = ProfileRow.select(ProfileRow.data).where(
+            ProfileRow.profile_id == profile_id
+        )
+        with self._op(f"loading agent profile {profile_id!r}"):
+            rows = list(query.tuples().execute(self._db))
+        if not rows:
+            return None
+        source = f"agent profile {profile_id!r} stored in {self._target.where}"
+        try:
+            return profile_from_dict(json.loads(rows[0][0]), source=source)
+        except ValueError as exc:
+            raise PersistenceError(f"cannot use {exc}") from None
+
+    def save_agent_profile(self, profile: AgentProfile) -> None:
+        """Insert or replace a profile (not part of the adapter contract)."""
+        query = ProfileRow.insert(
+            profile_id=profile.id,
+            name=profile.name,
+            description=profile.description,
+            data=to_json(profile_to_dict(profile), "profile"),
+            updated_at=utcnow(),
+        ).on_conflict(
+            conflict_target=[ProfileRow.profile_id],
+            preserve=[
+                ProfileRow.name,
+                ProfileRow.description,
+                ProfileRow.data,
+                ProfileRow.updated_at,
+            ],
+        )
+        with self._op(f"saving agent profile {profile.id!r}", write=True):
+            query.execute(self._db)
+
+    # -- event log ----------------------------------------------------------------------
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
+        rows = [
+            {
+                "session_id": session_id,
+                "seq": e.seq,
+                "name": e.name,
+                "data": to_json(e.data, "event data"),
+            }
+            for e in check_events(events)
+        ]
+        if not rows:
+            return
+        with self._op(f"appending events of {session_id!r}", write=True):
+            try:
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = rows[start : start + _INSERT_BATCH]
+                    EventRow.insert_many(batch).execute(self._db)
+            except peewee.IntegrityError:
+                raise ValueError(
+                    f"session {session_id!r} already has an event with one of "
+                    "these seqs"
+                ) from None
+
+    def list_events(
+        self, session_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        query = (
+            EventRow.select(EventRow.seq, EventRow.name, EventRow.data)
+            .where((EventRow.session_id == session_id) & (EventRow.seq > after_seq))
+            .order_by(EventRow.seq)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._op(f"listing events of {session_id!r}"):
+            rows = list(query.tuples().execute(self._db))
+        return [StoredEvent(seq, name, json.loads(data)) for seq, name, data in rows]
+
+    def last_event_seq(self, session_id: str) -> int:
+        query = EventRow.select(peewee.fn.MAX(EventRow.seq)).where(
+            EventRow.session_id == session_id
+        )
+        with self._op(f"reading the last event seq of {session_id!r}"):
+            return query.scalar(self._db) or 0
+
+    def delete_session(self, session_id: str) -> None:
+        queries = (
+            EventRow.delete().where(EventRow.session_id == session_id),
+            WorkspaceFileRow.delete().where(WorkspaceFileRow.session == session_id),
+            TranscriptRow.delete().where(TranscriptRow.session == session_id),
+            SessionRow.delete().where(SessionRow.session_id == session_id),
+        )
+        with self._op(f"deleting session {session_id!r}", write=True):
+            for query in queries:
+                query.execute(self._db)
+
+    # -- connections, transactions, errors ------------------------------------------------
+    def _execute_for_session(self, query: peewee.Query, session_id: str) -> None:
+        try:
+            query.execute(self._db)
+        except peewee.IntegrityError:
+            # the only constraint left after the upsert: the session must exist
+            raise KeyError(f"unknown session {session_id!r}") from None
+
+    @contextmanager
+    def _op(self, action: str, *, write: bool = False) -> Iterator[None]:
+        """One call's connection, and for writes its transaction (and SQLite lock)."""
+        if not self._db.is_closed():
+            # a nested call on this greenlet: the outer one owns it all
+            with self._translated(action):
+                yield
+            return
+        lock = self._write_lock if write and self._write_lock else nullcontext()
+        with lock:
+            self._connect()
+            discard = False
+            try:
+                with self._translated(action):
+                    if write:
+                        self._db.execute_sql(
+                            "BEGIN IMMEDIATE" if self._write_lock else "BEGIN"
+                        )
+                    try:
+                        yield
+                    except Exception:
+                        if write:
+                            self._rollback()
+                        raise
+                    if write:
+                        self._db.execute_sql("COMMIT")
+            except BaseException as exc:
+                # killed mid-call (GreenletExit, gevent.Timeout, an interrupt): the
+                # connection may be mid-query, so it is closed, not pooled again
+                discard = not isinstance(exc, Exception) and not self._memory
+                raise
+            finally:
+                self._release(discard)
+
+    def _connect(self) -> None:
+        try:
+            self._db.connect()
+        except MaxConnectionsExceeded:
+            raise PersistenceError(
+                f"all {self._max_connections} connections to {self._target.where} "
+                f"stayed busy for {self._pool_timeout:g} s"
+            ) from None
+        except _VENDOR_ERRORS as exc:
+            raise PersistenceError(self._connect_message(exc)) from exc
+
+    def _connect_message(self, exc: Exception) -> str:
+        detail = _first_line(exc)
+        if self._target.kind == "postgres":
+            return (
+                f"cannot connect to DATABASE_URL {self._target.where}: {detail} "
+                "(is PostgreSQL running and reachable?)"
+            )
+        return f"cannot open SQLite database {self._target.where}: {detail}"
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute_sql("ROLLBACK")
+        except _VENDOR_ERRORS as exc:
+            # the original error is the one worth raising; this one is logged
+            logger.warning("rollback on %s failed: %s", self._target.where, exc)
+
+    def _release(self, discard: bool) -> None:
+        try:
+            if discard:
+                self._db.manual_close()
+            else:
+                self._db.close()
+        except _VENDOR_ERRORS as exc:
+            logger.warning("releasing a connection to %s: %s", self._target.where, exc)
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except MaxConnectionsExceeded:  # a ValueError: must come first
+            raise PersistenceError(
+                f"{action}: no free connection to {self._target.where}"
+            ) from None
+        except (peewee.OperationalError, peewee.InterfaceError, psycopg.Error) as exc:
+            raise PersistenceError(
+                f"{action} failed on {self._target.where}: {_first_line(exc)}"
+            ) from exc
+        except _VENDOR_ERRORS as exc:
+            raise PersistenceError(
+                f"{action} failed on {self._target.where}: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _session_columns(*extra: peewee.Field) -> peewee.ModelSelect:
+    return SessionRow.select(
+        SessionRow.session_id,
+        SessionRow.agent_profile_id,
+        SessionRow.name,
+        SessionRow.created_at,
+        SessionRow.last_activity,
+        SessionRow.metadata,
+        SessionRow.options,
+        *extra,
+    )
+
+
+def _record(row: Sequence[Any]) -> SessionRecord:
+    session_id, profile_id, name, created_at, last_activity, metadata, options = row
+    return SessionRecord(
+        session_id=session_id,
+        agent_profile_id=profile_id,
+        name=name,
+        created_at=created_at,
+        last_activity=last_activity,
+        metadata=json.loads(metadata),
+        options=json.loads(options),
+    )
+
+
+def _file(row: Sequence[Any]) -> WorkspaceFile:
+    path, content, encoding, size, modified_at = row
+    return WorkspaceFile(
+        path=path,
+        content=bytes(content).decode("utf-8", "surrogatepass"),
+        encoding=encoding,
+        size=size,
+        modified_at=modified_at,
+    )
+
+
+def _parse_url(url: str) -> _Target:
+    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
+        return _Target("sqlite", ":memory:", ":memory:")
+    if url.startswith("sqlite:///"):
+        path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
+        if path:
+            return _Target("sqlite", path, path)
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql://" + url.split("://", 1)[1]
+        parts = urlsplit(url)
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise PersistenceError(
+                "DATABASE_URL has an invalid port; use postgresql://user@host:port/dbname"
+            ) from None
+        where = f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
+        return _Target("postgres", where, url)
+    raise PersistenceError(
+        "DATABASE_URL is not supported: use sqlite:///path/to/file.db, "
+        "sqlite:///:memory: or postgresql://user:password@host:port/dbname"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _warn_if_imported_before_gevent() -> None:
+    # peewee picks its greenlet-local state class and psycopg its wait function at
+    # import: imported before gevent's patch, greenlets share one connection and
+    # every PostgreSQL query blocks the whole process
+    monkey = sys.modules.get("gevent.monkey")
+    if not (monkey and monkey.is_module_patched("threading")):
+        return
+    waiting = sys.modules.get("psycopg.waiting")
+    blocking_pg = waiting is not None and getattr(waiting, "wait", None) is getattr(
+        waiting, "wait_c", object()
+    )
+    shared_state = not issubclass(peewee._ConnectionLocal, threading.local)
+    if blocking_pg or shared_state:
+        logger.warning(
+            "peewee or psycopg was imported before gevent patched the standard "
+            "library: database calls will block or share connections across "
+            "greenlets (patch first, see wsgi.py)"
+        )
