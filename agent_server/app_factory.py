@@ -15,6 +15,10 @@ def configure_logging(level: str) -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every job run at INFO: noise at the default level
+    logging.getLogger("apscheduler").setLevel(
+        max(logging.WARNING, logging.getLevelName(level))
+    )
 
 
 def build_app(settings: Settings | None = None):

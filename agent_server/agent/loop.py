@@ -46,6 +46,7 @@ from agent_server.errors import ModelError, SandboxError, TurnInterrupted
 from agent_server.events import names
 from agent_server.persistence.types import AgentProfile
 from agent_server.sandbox.base import Sandbox
+from agent_server.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class AgentLoop:
         get_sandbox: Callable[[], Sandbox],
         transcript: Transcript | None = None,
         model: str | None = None,
-        default_model: str = "claude-sonnet-4-5",
+        default_model: str = DEFAULT_MODEL,
         max_subagent_depth: int = 2,
         retry_delays: Sequence[float] = (1, 2, 4),
     ) -> None:

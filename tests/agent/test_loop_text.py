@@ -37,7 +37,7 @@ def test_text_turn_event_order_and_stable_ids(loop_factory, agent_fake):
     final = rec.completed_blocks("assistant_text")[0]
     assert final["id"] == text_id
     assert final["content"] == "Hello there, friend."
-    assert final["model"] == "claude-sonnet-4-5"
+    assert final["model"] == "claude-sonnet-4-6"
     assert rec.of(names.TURN_STARTED) == [{"messageId": "m1"}]
     done = rec.of(names.TURN_COMPLETED)[0]
     assert done["messageId"] == "m1" and done["stopReason"] == "end_turn"
@@ -47,7 +47,7 @@ def test_text_turn_event_order_and_stable_ids(loop_factory, agent_fake):
     # the start event was not rewritten by the completion
     assert rec.of(names.BLOCK_START)[1]["block"]["content"] == ""
     sent = agent_fake.requests[-1].json
-    assert sent["model"] == "claude-sonnet-4-5" and sent["stream"] is True
+    assert sent["model"] == "claude-sonnet-4-6" and sent["stream"] is True
     assert sent["messages"][0]["content"][0]["text"] == "hi"
     assert loop.transcript.main.messages[-1] == {
         "role": "assistant",
