@@ -48,6 +48,7 @@ class ServerHarness:
         self.runtime_options = runtime_options
         self.runtime = None
         self.server = None
+        self.app = None
 
     def start(self) -> ServerHarness:
         settings = Settings(
@@ -57,12 +58,14 @@ class ServerHarness:
             anthropic_base_url=self.model_url,
             max_body_bytes=1024 * 1024,
         )
-        sandbox = LocalSandboxProvider(settings.workspaces_dir, use_bwrap=self.use_bwrap)
+        sandbox = LocalSandboxProvider(
+            settings.workspaces_dir, use_bwrap=self.use_bwrap
+        )
         self.runtime = create_runtime(
             self.make_persistence(), sandbox, settings=settings, **self.runtime_options
         )
         self.runtime.start()
-        app = self.runtime.create_app(api_key=self.api_key)
+        app = self.app = self.runtime.create_app(api_key=self.api_key)
         self.server = WSGIServer(("127.0.0.1", 0), app, log=None)
         self.server.start()
         return self
@@ -87,7 +90,9 @@ class ServerHarness:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.server.server_port}/ws"
 
-    def request(self, method: str, path: str, body=None, *, headers=None, auth=True, raw=None) -> Response:
+    def request(
+        self, method: str, path: str, body=None, *, headers=None, auth=True, raw=None
+    ) -> Response:
         hdrs = dict(headers or {})
         if auth and self.api_key:
             hdrs.setdefault("Authorization", f"Bearer {self.api_key}")
@@ -95,7 +100,9 @@ class ServerHarness:
         if body is not None:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=hdrs
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload, status, rh = resp.read(), resp.status, dict(resp.headers)
@@ -113,14 +120,22 @@ class ServerHarness:
     def post(self, path: str, body=None, **kw) -> Response:
         return self.request("POST", path, body if body is not None else {}, **kw)
 
+    def message(self, session_id: str, content: str) -> Response:
+        return self.post(f"/sessions/{session_id}/message", {"content": content})
+
     def create_session(self, **body) -> str:
         resp = self.post("/sessions/create", body)
         assert resp.status == 201, resp.body
         return resp.body["sessionId"]
 
-    def ws(self, *, auth=True) -> WsClient:
-        header = [f"Authorization: Bearer {self.api_key}"] if auth and self.api_key else []
-        return WsClient(websocket.create_connection(self.ws_url, header=header, timeout=15))
+    def ws(self, *, auth=True, **options) -> WsClient:
+        header = (
+            [f"Authorization: Bearer {self.api_key}"] if auth and self.api_key else []
+        )
+        conn = websocket.create_connection(
+            self.ws_url, header=header, timeout=15, **options
+        )
+        return WsClient(conn)
 
 
 class WsClient:
@@ -151,7 +166,9 @@ class WsClient:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no matching event within {timeout}s; got {[e['event'] for e in self.events[-20:]]}")
+                raise AssertionError(
+                    f"no matching event within {timeout}s; got {[e['event'] for e in self.events[-20:]]}"
+                )
             event = self.recv(left)
             if predicate(event):
                 return event
@@ -169,5 +186,24 @@ class WsClient:
         self.next(lambda e: e["event"] == name, timeout)
         return self.events[start:]
 
+    def named(self, name: str) -> list[dict]:
+        """Events received so far with this name."""
+        return [e for e in self.events if e["event"] == name]
+
     def close(self) -> None:
         self.conn.close()
+
+
+def assert_error(resp: Response, status: int, code: str | None = None) -> None:
+    """The documented error shape: {"error": {"code", "message"}} with this status."""
+    assert resp.status == status, (resp.status, resp.raw[:300])
+    assert isinstance(resp.body, dict) and set(resp.body) == {"error"}, resp.raw[:300]
+    error = resp.body["error"]
+    assert isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
+    assert error["message"], "an error says what is wrong"
+    if code is not None:
+        assert error["code"] == code, error
+
+
+def session_seqs(events: list[dict]) -> list[int]:
+    return [e["seq"] for e in events if e["seq"] is not None]

@@ -9,7 +9,10 @@ from agent_server.devtools.fake_anthropic import reply, text, tool_use
 
 def _script_tool_turn(fake):
     fake.enqueue(
-        reply(text("I'll write it."), tool_use("Write", {"file_path": "hello.py", "content": "print('hi')\n"})),
+        reply(
+            text("I'll write it."),
+            tool_use("Write", {"file_path": "hello.py", "content": "print('hi')\n"}),
+        ),
         reply(tool_use("Bash", {"command": "python3 hello.py"})),
         reply(text("It printed hi.")),
     )
@@ -23,7 +26,9 @@ def _flow(make_server, fake_model, database_url=None):
     assert status["data"]["runtime"]["isLoaded"] is False
 
     _script_tool_turn(fake_model)
-    resp = srv.post(f"/sessions/{sid}/message", {"content": "write hello.py and run it"})
+    resp = srv.post(
+        f"/sessions/{sid}/message", {"content": "write hello.py and run it"}
+    )
     assert resp.status == 202 and resp.body["queued"] is False
     events = ws.until("session:turn:completed", timeout=30)
     names = [e["event"] for e in events]
@@ -32,24 +37,47 @@ def _flow(make_server, fake_model, database_url=None):
     assert names.index("session:turn:started") < names.index("session:block:start")
     seqs = [e["seq"] for e in events if e["seq"] is not None]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-    starts = {e["data"]["block"]["id"]: e["data"]["block"]["type"] for e in events if e["event"] == "session:block:start"}
-    completes = {e["data"]["block"]["id"]: e["data"]["block"] for e in events if e["event"] == "session:block:complete"}
+    starts = {
+        e["data"]["block"]["id"]: e["data"]["block"]["type"]
+        for e in events
+        if e["event"] == "session:block:start"
+    }
+    completes = {
+        e["data"]["block"]["id"]: e["data"]["block"]
+        for e in events
+        if e["event"] == "session:block:complete"
+    }
     assert set(starts) == set(completes)
     types = [b["type"] for b in completes.values()]
     for t in ("user_message", "assistant_text", "tool_use", "tool_result"):
         assert t in types
-    statuses = [e["data"]["runtime"]["sandbox"]["status"] for e in events if e["event"] == "session:status" and e["data"]["runtime"]["sandbox"]]
+    statuses = [
+        e["data"]["runtime"]["sandbox"]["status"]
+        for e in events
+        if e["event"] == "session:status" and e["data"]["runtime"]["sandbox"]
+    ]
     assert "starting" in statuses and "ready" in statuses
-    bash_result = [b for b in completes.values() if b["type"] == "tool_result" and "hi" in str(b.get("output"))]
+    bash_result = [
+        b
+        for b in completes.values()
+        if b["type"] == "tool_result" and "hi" in str(b.get("output"))
+    ]
     assert bash_result, "the Bash output reached the client"
-    ws.seen_or_next(lambda e: e["event"] == "session:file:created" and e["data"]["file"]["path"] == "hello.py")
+    ws.seen_or_next(
+        lambda e: (
+            e["event"] == "session:file:created"
+            and e["data"]["file"]["path"] == "hello.py"
+        )
+    )
     deltas = [e for e in events if e["event"] == "session:block:delta"]
     assert deltas and all(d["data"]["blockId"] in starts for d in deltas)
     assert any(e["event"] == "session:metadata:update" for e in events)
 
     # GET shows the same blocks with the same ids
     got = srv.get(f"/sessions/{sid}").body
-    assert [b["id"] for b in got["blocks"]] == [bid for bid in starts if completes[bid]["conversationId"] == "main"]
+    assert [b["id"] for b in got["blocks"]] == [
+        bid for bid in starts if completes[bid]["conversationId"] == "main"
+    ]
     assert got["usage"]["outputTokens"] > 0
     assert srv.get(f"/sessions/{sid}/files/hello.py").raw == b"print('hi')\n"
     ws.close()
@@ -62,7 +90,10 @@ def _flow(make_server, fake_model, database_url=None):
     fake_model.enqueue(reply(text("Still here.")))
     ws = srv.ws()
     ws.subscribe(sid)
-    assert srv.post(f"/sessions/{sid}/message", {"content": "are you there?"}).status == 202
+    assert (
+        srv.post(f"/sessions/{sid}/message", {"content": "are you there?"}).status
+        == 202
+    )
     ws.until("session:turn:completed")
     sent = fake_model.requests[-1].json["messages"]
     assert sent[0]["content"][0]["text"] == "write hello.py and run it"

@@ -8,7 +8,10 @@ from agent_server.persistence.memory_persistence import InMemoryPersistence
 def _emit_turn(log, block="b1", deltas=10):
     log.append(names.BLOCK_START, {"conversationId": "main", "block": {"id": block}})
     for i in range(deltas):
-        log.append(names.BLOCK_DELTA, {"conversationId": "main", "blockId": block, "delta": f"t{i} "})
+        log.append(
+            names.BLOCK_DELTA,
+            {"conversationId": "main", "blockId": block, "delta": f"t{i} "},
+        )
     log.append(names.BLOCK_COMPLETE, {"conversationId": "main", "block": {"id": block}})
 
 
@@ -28,7 +31,11 @@ def test_deltas_are_coalesced_into_one_stored_row_per_run():
     _emit_turn(log, deltas=1000)
     log.flush()
     rows = store.list_events("s1")
-    assert [r.name for r in rows] == [names.BLOCK_START, names.BLOCK_DELTA, names.BLOCK_COMPLETE]
+    assert [r.name for r in rows] == [
+        names.BLOCK_START,
+        names.BLOCK_DELTA,
+        names.BLOCK_COMPLETE,
+    ]
     assert len(rows[1].data["deltas"]) == 1000
     assert log.writes == 1
 
@@ -42,14 +49,20 @@ def test_replay_from_storage_yields_every_delta_with_its_own_seq():
     for after in range(0, 15):
         replay = stored_events_after("s1", store, after)
         assert [e.seq for e in replay] == list(range(after + 1, 15))
-    deltas = [e.data["delta"] for e in stored_events_after("s1", store, 0) if e.name == names.BLOCK_DELTA]
+    deltas = [
+        e.data["delta"]
+        for e in stored_events_after("s1", store, 0)
+        if e.name == names.BLOCK_DELTA
+    ]
     assert deltas == [f"t{i} " for i in range(5)] * 2
 
 
 def test_replay_spans_storage_and_ring_when_the_ring_has_moved_on():
     store = InMemoryPersistence()
     log = EventLog("s1", store, ring_size=8)
-    _emit_turn(log, "b1", 30)  # 32 events; the ring keeps the last 8, flushes as it goes
+    _emit_turn(
+        log, "b1", 30
+    )  # 32 events; the ring keeps the last 8, flushes as it goes
     _emit_turn(log, "b2", 3)
     for after in (0, 1, 5, 20, 31, 35, 36):
         assert [e.seq for e in log.events_after(after)] == list(range(after + 1, 38))
@@ -59,12 +72,20 @@ def test_a_flush_in_the_middle_of_a_delta_run_loses_nothing():
     store = InMemoryPersistence()
     log = EventLog("s1", store)
     log.append(names.BLOCK_START, {"conversationId": "main", "block": {"id": "b"}})
-    log.append(names.BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": "a"})
+    log.append(
+        names.BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": "a"}
+    )
     log.flush()
-    log.append(names.BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": "b"})
+    log.append(
+        names.BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": "b"}
+    )
     log.flush()
     replay = stored_events_after("s1", store, 0)
-    assert [(e.seq, e.data.get("delta")) for e in replay] == [(1, None), (2, "a"), (3, "b")]
+    assert [(e.seq, e.data.get("delta")) for e in replay] == [
+        (1, None),
+        (2, "a"),
+        (3, "b"),
+    ]
 
 
 def test_wire_form_is_the_documented_envelope():
