@@ -32,15 +32,26 @@ class AgentRuntime:
         profiles_dir: Path | str | None = None,
         health_interval: float = 30.0,
         flush_interval: float = 2.0,
+        outbox_limit: int | None = None,
     ) -> None:
         self.settings = settings
         self.persistence = persistence
         self.sandbox_provider = sandbox
         self.bus = bus or LocalEventBus()
-        self.idle_timeout = idle_timeout or settings.idle_timeout_seconds
-        self.sync_interval = sync_interval or settings.sync_interval_seconds
+        self.idle_timeout = (
+            settings.idle_timeout_seconds if idle_timeout is None else idle_timeout
+        )
+        self.sync_interval = (
+            settings.sync_interval_seconds if sync_interval is None else sync_interval
+        )
+        if self.idle_timeout <= 0 or self.sync_interval <= 0:
+            raise ValueError(
+                "idle_timeout and sync_interval must be seconds greater than 0"
+            )
         self.health_interval = health_interval
         self.flush_interval = flush_interval
+        # events that may wait for one slow WebSocket/SSE client before it is closed
+        self.outbox_limit = outbox_limit
         self._model_client = model_client
         self.profiles = ProfileCatalog(
             persistence, profiles_dir or settings.agent_profiles_dir

@@ -20,6 +20,8 @@ PUBLIC_PATHS = ("/health", "/openapi.json")
 def create_app(runtime, *, api_key: str | None = None) -> Flask:
     """Wire the HTTP and WebSocket transports over a runtime; no I/O happens here."""
     app = Flask("agent_server")
+    # no 308 HTML redirects for "//": /files//etc/passwd must reach the path check
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": 25,

@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from agent_server.api.feed import Outbox, SessionFeed
+from agent_server.api.feed import DEFAULT_OUTBOX_LIMIT, Outbox, SessionFeed
 from agent_server.api.state import runtime
 from agent_server.errors import InvalidField
 
@@ -53,7 +53,7 @@ def events(session_id: str):
 
 def _sse(session_id: str, after: int | None) -> Response:
     rt = runtime()
-    outbox = Outbox()
+    outbox = Outbox(rt.outbox_limit or DEFAULT_OUTBOX_LIMIT)
     feed = SessionFeed(outbox, session_id)
     feed.start(rt.bus, rt.session_manager, after)
 

@@ -26,19 +26,27 @@ class Outbox:
         self._items: deque = deque()
         self._signal = Signal()
         self.limit = limit
+        self._replayed = 0  # replayed items waiting, not counted against the limit
         self.closed = False
         self.close_reason: str | None = None
 
-    def put(self, item) -> None:
+    def put(self, item, *, replay: bool = False) -> None:
+        """Queue an item; a live one over the limit closes the outbox instead.
+
+        Replayed items (what a client asked for with ``after``) never count against
+        the limit: a resume larger than it would otherwise be cut off at once.
+        """
         if self.closed:
             return
-        if len(self._items) >= self.limit:
+        if not replay and len(self._items) - self._replayed >= self.limit:
             self.close(
                 f"too slow: more than {self.limit} events waited to be sent; reconnect and "
                 "subscribe with after=<last seq you received> to resume"
             )
             return
         self._items.append(item)
+        if replay:
+            self._replayed += 1
         self._signal.set()
 
     def take(self, timeout: float | None = None) -> list:
@@ -48,6 +56,7 @@ class Outbox:
         self._signal.clear()
         items = list(self._items)
         self._items.clear()
+        self._replayed = 0
         return items
 
     def close(self, reason: str | None = None) -> None:
@@ -102,7 +111,7 @@ class SessionFeed:
                 for event in manager.events_after(self.session_id, after):
                     if event.seq > self.last_seq:
                         self.last_seq = event.seq
-                        self.outbox.put(event)
+                        self.outbox.put(event, replay=True)
         except BaseException:
             bus.unsubscribe(self.session_id, self)
             raise

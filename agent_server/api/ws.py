@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 
 import gevent
 from flask import Flask, request
@@ -19,7 +20,12 @@ from simple_websocket import ConnectionClosed
 
 from agent_server.api import ws_server
 from agent_server.api.auth import api_key_error
-from agent_server.api.feed import BroadcastFeed, Outbox, SessionFeed
+from agent_server.api.feed import (
+    DEFAULT_OUTBOX_LIMIT,
+    BroadcastFeed,
+    Outbox,
+    SessionFeed,
+)
 from agent_server.api.state import runtime, state
 from agent_server.errors import AgentServerError
 from agent_server.events import names
@@ -48,7 +54,7 @@ class Connection:
         self.ws = ws
         self.runtime = rt
         self.api_key = api_key
-        self.outbox = Outbox()
+        self.outbox = Outbox(rt.outbox_limit or DEFAULT_OUTBOX_LIMIT)
         self.feeds: dict[str, SessionFeed] = {}
         self.listener = BroadcastFeed(self.outbox)
         self.authed = (
@@ -74,7 +80,13 @@ class Connection:
                 feed.stop(self.runtime.bus)
             self.outbox.close()
             writer.join(timeout=5)
-            if self.outbox.close_reason:
+            if not writer.dead:
+                # the client stopped reading: the writer waits on a full socket, holding
+                # the send lock, and would keep this connection forever
+                with contextlib.suppress(OSError):
+                    self.ws.sock.shutdown(socket.SHUT_RDWR)
+                writer.join(timeout=1)
+            elif self.outbox.close_reason:
                 with contextlib.suppress(ConnectionClosed):
                     self.ws.close(reason=1008, message=self.outbox.close_reason[:120])
 
@@ -84,7 +96,7 @@ class Connection:
             while True:
                 items = outbox.take()
                 if items:
-                    ws.send_many([e.wire for e in items])
+                    ws.send_events(items)
                 elif outbox.closed:
                     return
         except (ConnectionClosed, OSError):

@@ -328,6 +328,9 @@ def message_events(
         for delta in block.deltas():
             if delay:
                 gevent.sleep(delay)
+                # a stamp is the send time: taken after the pause, not before it
+                if block.type == "stamped":
+                    delta = {"type": "text_delta", "text": stamp(block.size)}
             event = {"type": "content_block_delta", "index": index, "delta": delta}
             yield sse("content_block_delta", event)
         yield sse("content_block_stop", {"type": "content_block_stop", "index": index})

@@ -29,7 +29,7 @@ RING_SIZE = 4096
 class Event:
     """One event of a session, with its wire form encoded once for every client."""
 
-    __slots__ = ("session_id", "seq", "name", "data", "_wire")
+    __slots__ = ("session_id", "seq", "name", "data", "_wire", "frame")
 
     def __init__(self, session_id: str | None, seq: int | None, name: str, data: dict):
         self.session_id = session_id
@@ -37,6 +37,8 @@ class Event:
         self.name = name
         self.data = data
         self._wire: str | None = None
+        # the WebSocket frame of ``wire``, built once by the transport for every client
+        self.frame: bytes | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -50,9 +52,7 @@ class Event:
     def wire(self) -> str:
         """The JSON text sent to clients (``{"event", "sessionId", "seq", "data"}``)."""
         if self._wire is None:
-            self._wire = json.dumps(
-                self.to_dict(), separators=(",", ":"), default=_json_default
-            )
+            self._wire = _encode(self.to_dict())
         return self._wire
 
 
@@ -60,6 +60,10 @@ def _json_default(value):
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# one encoder for every event: json.dumps with options builds a new one per call
+_encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
 
 
 class EventLog:
@@ -84,6 +88,7 @@ class EventLog:
             None  # the open coalesced delta row's pieces
         )
         self._pending_block: str | None = None
+        self._run_seq = 0  # the last seq of the open delta run
         self._flush_lock = threading.Lock()
         self._max_pending = ring_size // 2
         self.rows_written = 0
@@ -97,7 +102,7 @@ class EventLog:
         if name == BLOCK_DELTA:
             self._queue_delta(event)
         else:
-            self._pending_deltas = self._pending_block = None
+            self._close_run()
             self._pending.append(StoredEvent(event.seq, name, data))
         if len(self._pending) >= self._max_pending:
             # never let an unstored event fall out of the ring
@@ -109,10 +114,11 @@ class EventLog:
     def _queue_delta(self, event: Event) -> None:
         block_id = event.data.get("blockId")
         if self._pending_deltas is not None and block_id == self._pending_block:
+            # the hot path: the row's seq is set once, when the run closes
             self._pending_deltas.append(event.data["delta"])
-            last = self._pending[-1]
-            self._pending[-1] = StoredEvent(event.seq, last.name, last.data)
+            self._run_seq = event.seq
             return
+        self._close_run()
         pieces = [event.data["delta"]]
         data = {
             "conversationId": event.data.get("conversationId"),
@@ -121,6 +127,16 @@ class EventLog:
         }
         self._pending.append(StoredEvent(event.seq, BLOCK_DELTA, data))
         self._pending_deltas, self._pending_block = pieces, block_id
+        self._run_seq = event.seq
+
+    def _close_run(self) -> None:
+        """End the open run of deltas: its row takes the seq of its last delta."""
+        if self._pending_deltas is None:
+            return
+        row = self._pending[-1]
+        if row.seq != self._run_seq:
+            self._pending[-1] = StoredEvent(self._run_seq, row.name, row.data)
+        self._pending_deltas = self._pending_block = None
 
     @property
     def has_pending(self) -> bool:
@@ -131,8 +147,8 @@ class EventLog:
         with self._flush_lock:
             if not self._pending:
                 return
+            self._close_run()
             rows, self._pending = self._pending, []
-            self._pending_deltas = self._pending_block = None
             try:
                 self._persistence.append_events(self.session_id, rows)
             except Exception:

@@ -39,3 +39,13 @@ def make_server(tmp_path, fake_model):
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def database_url(request, tmp_path):
+    """The server's database: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'agent-server.db'}"
+    return request.getfixturevalue("pg_url")

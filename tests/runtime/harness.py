@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +136,8 @@ class ServerHarness:
         header = (
             [f"Authorization: Bearer {self.api_key}"] if auth and self.api_key else []
         )
+        # websocket-client checks UTF-8 in pure Python (~3 s per 8 MB) in this process
+        options.setdefault("skip_utf8_validation", True)
         conn = websocket.create_connection(
             self.ws_url, header=header, timeout=15, **options
         )
@@ -207,3 +213,159 @@ def assert_error(resp: Response, status: int, code: str | None = None) -> None:
 
 def session_seqs(events: list[dict]) -> list[int]:
     return [e["seq"] for e in events if e["seq"] is not None]
+
+
+class SseClient:
+    """A streaming Server-Sent Events reader over http.client (comments are skipped)."""
+
+    def __init__(self, harness: ServerHarness, path: str, headers: dict | None = None):
+        hdrs = {"Accept": "text/event-stream", **(headers or {})}
+        if harness.api_key:
+            hdrs.setdefault("Authorization", f"Bearer {harness.api_key}")
+        self.conn = http.client.HTTPConnection(
+            "127.0.0.1", harness.server.server_port, timeout=15
+        )
+        self.conn.request("GET", path, headers=hdrs)
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        self.comments: list[str] = []
+        self.events: list[dict] = []  # {"id", "event", "data"} per frame
+
+    def next(self) -> dict:
+        """The next event frame (blocks until one arrives)."""
+        return self._read(until_comment=False)
+
+    def next_comment(self) -> str:
+        """The next comment line (``: keep-alive``), skipping nothing else."""
+        return self._read(until_comment=True)
+
+    def _read(self, until_comment: bool):
+        frame: dict = {}
+        while True:
+            line = self.response.readline()
+            if not line:
+                raise EOFError("the SSE stream ended")
+            line = line.decode().rstrip("\r\n")
+            if not line:
+                if frame:
+                    self.events.append(frame)
+                    return frame
+                continue
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                if until_comment:
+                    return self.comments[-1]
+                continue
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "id":
+                frame["id"] = int(value)
+            elif key == "event":
+                frame["event"] = value
+            elif key == "data":
+                frame["data"] = json.loads(value)
+
+    def until(self, predicate) -> dict:
+        while True:
+            frame = self.next()
+            if predicate(frame):
+                return frame
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class ProcessServer(ServerHarness):
+    """The server as users run it: ``gunicorn -k gevent wsgi:app`` in a subprocess."""
+
+    ROOT = Path(__file__).resolve().parents[2]
+
+    def __init__(self, data_dir: Path, *, model_url: str, env: dict | None = None):
+        super().__init__(data_dir, model_url=model_url, make_persistence=None)
+        self.extra_env = dict(env or {})
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.stderr_path = data_dir.parent / f"gunicorn-{self.port}.log"
+
+    def launch(self, graceful_timeout: int = 10) -> subprocess.Popen:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")
+        }
+        env.update(
+            DATA_DIR=str(self.data_dir),
+            ANTHROPIC_BASE_URL=self.model_url,
+            ANTHROPIC_API_KEY="x",
+            AGENT_SERVER_API_KEY=self.api_key,
+            LOG_LEVEL="WARNING",
+            **self.extra_env,
+        )
+        self.process = subprocess.Popen(
+            [
+                str(self.ROOT / ".venv/bin/gunicorn"),
+                "-k",
+                "gevent",
+                "--workers",
+                "1",
+                "--graceful-timeout",
+                str(graceful_timeout),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "wsgi:app",
+            ],
+            cwd=self.ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.stderr_path, "wb"),  # noqa: SIM115 (the child owns it)
+        )
+        return self.process
+
+    def start(self, timeout: float = 30.0) -> ProcessServer:
+        self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {self.stderr()}")
+            try:
+                if self.get("/health", auth=False).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"gunicorn did not answer /health: {self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == self.process.pid:
+                    pids.append(int(entry))
+        return pids
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
