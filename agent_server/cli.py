@@ -12,11 +12,14 @@ def main(argv: list[str] | None = None) -> int:
     monkey.patch_all()
     parser = argparse.ArgumentParser(prog="agent-server", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server (gevent; use gunicorn in production)")
+    serve = sub.add_parser(
+        "serve", help="run the server (gevent; use gunicorn in production)"
+    )
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 3001")
     demo = sub.add_parser(
-        "demo", help="run the server against the bundled fake Messages API (no API key needed)"
+        "demo",
+        help="run the server against the bundled fake Messages API (no API key needed)",
     )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=None, help="default: $PORT or 3001")
