@@ -73,8 +73,8 @@ ETC_ALLOWED = (
 )  # fmt: skip
 _SESSION_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,199}")
 _CHUNK = 65536
-_READER_GRACE = 1.0
-_EXIT_CHECK = 0.5  # seconds between checks for an exit gevent did not report  # seconds to drain pipes after the command's group is gone
+_READER_GRACE = 1.0  # seconds to drain pipes after the command's group is gone
+_EXIT_CHECK = 0.5  # seconds between checks for an exit gevent did not report
 _bwrap_checked: dict[str, str | None] = {}  # bwrap path -> None if it works, else why
 _bwrap_lock = threading.Lock()
 
@@ -221,13 +221,8 @@ class LocalSandboxProvider(SandboxProvider):
 class LocalSandbox(Sandbox):
     """One session's workspace directory and the commands running in it."""
 
-    def __init__(
-        self,
-        provider: LocalSandboxProvider,
-        session_id: str,
-        root: str,
-        env: Mapping[str, str],
-    ) -> None:
+    def __init__(self, provider: LocalSandboxProvider, session_id: str, root: str,
+                 env: Mapping[str, str]) -> None:  # fmt: skip
         self.id = ID_PREFIX + session_id
         self.session_id = session_id
         self.root = os.path.realpath(root)
@@ -250,14 +245,8 @@ class LocalSandbox(Sandbox):
         self._check_alive()
         p = self._provider
         inside = WORKSPACE_ROOT if p.bwrap else self.root
-        full_env = {
-            "PATH": MINIMAL_PATH,
-            "HOME": inside,
-            "LANG": "C.UTF-8",
-            "TERM": "dumb",
-            "WORKSPACE": inside,
-        }
-        full_env.update(self.env)
+        full_env = {"PATH": MINIMAL_PATH, "HOME": inside, "LANG": "C.UTF-8"}
+        full_env.update({"TERM": "dumb", "WORKSPACE": inside, **self.env})
         full_env.update({str(k): str(v) for k, v in (env or {}).items()})
         argv, data_fds = [p.shell, "-c", command], ()
         if p.bwrap:
@@ -364,13 +353,8 @@ class LocalSandbox(Sandbox):
         parent, name = os.path.split(rel)
         real_parent = self._resolve(parent or ".")
         target = os.path.normpath(os.path.join(real_parent, name))
-        with (
-            self._errors(path, "delete"),
-            self._parent(target, create=False) as (
-                dfd,
-                leaf,
-            ),
-        ):
+        with self._errors(path, "delete"), self._parent(target, create=False) as at:
+            dfd, leaf = at
             if stat.S_ISDIR(os.stat(leaf, dir_fd=dfd, follow_symlinks=False).st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path)
             os.unlink(leaf, dir_fd=dfd)

@@ -61,9 +61,9 @@ def provider(request, tmp_path):
                 output_limit=CONTRACT_OUTPUT_LIMIT,
                 hidden_paths=(tmp_path / "data",),
             )
+            stack.callback(p.close)
         else:
-            p = _modal_provider(stack, request.param)
-        stack.callback(p.close)
+            p = _modal_provider(stack, request.param)  # its context closes it
         yield p
 
 

@@ -6,6 +6,8 @@ import logging
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 
 import gevent
@@ -311,3 +313,36 @@ def test_use_bwrap_true_without_bwrap_is_an_error(tmp_path, monkeypatch):
 def test_registry_refuses_an_unknown_provider(tmp_path):
     with pytest.raises(ConfigError, match="local, modal"):
         create_provider(Settings(data_dir=tmp_path, sandbox_provider="docker"))
+
+
+def test_registry_imports_modal_only_when_chosen(tmp_path):
+    code = (
+        "import sys\n"
+        "from agent_server.settings import Settings\n"
+        "from agent_server.sandbox.registry import create_provider\n"
+        f"create_provider(Settings(data_dir={str(tmp_path)!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'modal'"
+        " or m.endswith('modal_sandbox')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_registry_builds_the_modal_provider_from_settings(tmp_path):
+    pytest.importorskip("agent_server.sandbox.modal_sandbox")
+    settings = Settings(
+        data_dir=tmp_path,
+        sandbox_provider="modal",
+        modal_token_id="ak-test",
+        modal_token_secret="as-test",
+        exec_output_limit_bytes=777,
+    )
+    provider = create_provider(settings)
+    try:
+        assert type(provider).__name__ == "ModalSandboxProvider"
+        assert provider.output_limit == 777
+    finally:
+        provider.close()
