@@ -6,6 +6,7 @@ import logging
 
 from apscheduler.schedulers.gevent import GeventScheduler
 
+from agent_server.events.log import flush_logs
 from agent_server.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,17 @@ def check_sandboxes(manager: SessionManager) -> None:
 
 
 def flush_event_logs(manager: SessionManager) -> None:
-    """Write each session's queued events (text deltas coalesced) in one call."""
-    for session in manager.get_loaded_sessions():
-        if session.log.has_pending:
-            try:
-                session.log.flush()
-            except Exception:
-                log.exception("storing events of session %s failed", session.session_id)
+    """Write every session's queued events (text deltas coalesced) in one adapter call.
+
+    One transaction per round instead of one per session (append_events_many).
+    """
+    sessions = [s for s in manager.get_loaded_sessions() if s.log.has_pending]
+    if not sessions:
+        return
+    try:
+        flush_logs([s.log for s in sessions])
+    except Exception:
+        log.exception("storing the events of %d sessions failed", len(sessions))
 
 
 def start_jobs(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent_server.persistence.types import (
@@ -77,6 +77,23 @@ class PersistenceAdapter(ABC):
         """Append rows to the session's event log; their seqs rise and are all new."""
         with self._memory_lock():
             self._memory_events().setdefault(session_id, []).extend(events)
+
+    def append_events_many(
+        self, batches: Mapping[str, Sequence[StoredEvent]]
+    ) -> dict[str, Exception]:
+        """Append the rows of several sessions; the sessions whose rows were not stored.
+
+        The default calls ``append_events`` once per session; adapters may write all
+        of them in one transaction (the bundled one does). A session's rows are stored
+        whole or not at all, and one session's failure never loses another's rows.
+        """
+        failed: dict[str, Exception] = {}
+        for session_id, rows in batches.items():
+            try:
+                self.append_events(session_id, rows)
+            except Exception as exc:
+                failed[session_id] = exc
+        return failed
 
     def list_events(
         self, session_id: str, after_seq: int = 0, limit: int | None = None

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,7 +234,11 @@ class PeeweePersistence(PersistenceAdapter):
             metadata=to_json(record.metadata, "metadata"),
             options=to_json(record.options, "options"),
         )
-        with self._op(f"creating session {record.session_id!r}", write=True):
+        # one statement: on PostgreSQL it commits on its own (autocommit), saving the
+        # BEGIN and COMMIT round trips; the commit is just as durable
+        with self._op(
+            f"creating session {record.session_id!r}", write=True, single=True
+        ):
             try:
                 query.execute(self._db)
             except peewee.IntegrityError:
@@ -364,6 +368,36 @@ class PeeweePersistence(PersistenceAdapter):
                     "these seqs"
                 ) from None
 
+    def append_events_many(
+        self, batches: Mapping[str, Sequence[StoredEvent]]
+    ) -> dict[str, Exception]:
+        """Every session's rows in one transaction (one commit per flush round).
+
+        If that fails (one session's rows clash, the database hiccups), each session
+        is tried on its own so that one bad batch does not hold back the others.
+        """
+        try:
+            rows = [
+                {
+                    "session_id": session_id,
+                    "seq": e.seq,
+                    "name": e.name,
+                    "data": to_json(e.data, "event data"),
+                }
+                for session_id, events in batches.items()
+                for e in check_events(events)
+            ]
+            if not rows:
+                return {}
+            with self._op(f"appending events of {len(batches)} sessions", write=True):
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = rows[start : start + _INSERT_BATCH]
+                    EventRow.insert_many(batch).execute(self._db)
+            return {}
+        except (PersistenceError, ValueError, peewee.IntegrityError):
+            # find the culprit: each session on its own
+            return super().append_events_many(batches)
+
     def list_events(
         self, session_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[StoredEvent]:
@@ -405,13 +439,21 @@ class PeeweePersistence(PersistenceAdapter):
             raise KeyError(f"unknown session {session_id!r}") from None
 
     @contextmanager
-    def _op(self, action: str, *, write: bool = False) -> Iterator[None]:
-        """One call's connection, and for writes its transaction (and SQLite lock)."""
+    def _op(
+        self, action: str, *, write: bool = False, single: bool = False
+    ) -> Iterator[None]:
+        """One call's connection, and for writes its transaction (and SQLite lock).
+
+        ``single``: the write is one statement; on PostgreSQL (autocommit
+        connections) it runs without BEGIN/COMMIT, as its own transaction.
+        """
         if not self._db.is_closed():
             # a nested call on this greenlet: the outer one owns it all
             with self._translated(action):
                 yield
             return
+        if single and self._write_lock is None:
+            write = False  # the statement is its own transaction
         lock = self._write_lock if write and self._write_lock else nullcontext()
         with lock:
             self._connect()
