@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from agent_server.agent.transcript import Transcript
 from agent_server.persistence.types import SessionRecord, WorkspaceFile
 from agent_server.sandbox.base import FileInfo
+from agent_server.sessions.workspace_sync import file_info_dict
 
 
 def iso(value: datetime | None) -> str | None:
@@ -64,5 +65,4 @@ def stored_file_dict(file: WorkspaceFile) -> dict:
 
 
 def live_file_dict(info: FileInfo) -> dict:
-    modified = datetime.fromtimestamp(info.mtime, timezone.utc)
-    return {"path": info.path, "size": info.size, "modifiedAt": iso(modified)}
+    return file_info_dict(info)

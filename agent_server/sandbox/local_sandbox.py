@@ -20,29 +20,20 @@ read and discarded.
 
 from __future__ import annotations
 
-import codecs
 import errno
-import glob
 import json
 import os
 import re
 import shutil
-import signal
 import stat
-import tempfile
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import gevent
-import gevent.os
 from gevent import subprocess
 
 from agent_server.errors import (
     AgentServerError,
-    PathOutsideWorkspace,
     SandboxError,
     SandboxGone,
 )
@@ -59,55 +50,36 @@ from agent_server.sandbox.base import (
     SandboxStatus,
     workspace_relative,
 )
+from agent_server.sandbox.bwrap import (
+    BWRAP_NOT_FOUND,
+    ETC_ALLOWED,
+    MINIMAL_PATH,
+    bwrap_argv,
+    bwrap_status,
+)
+from agent_server.sandbox.local_paths import (
+    ignored,
+    in_parent,
+    require_regular,
+    resolve,
+)
+from agent_server.sandbox.local_process import kill_group, read_chunks, wait_exit
+from agent_server.sandbox.output import OutputCapture
 
-MINIMAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# the bwrap names stay importable from here, where callers have always found them
+__all__ = [
+    "BWRAP_NOT_FOUND",
+    "ETC_ALLOWED",
+    "ID_PREFIX",
+    "MINIMAL_PATH",
+    "LocalSandbox",
+    "LocalSandboxProvider",
+    "bwrap_status",
+]
+
 ID_PREFIX = "local-"
-BWRAP_NOT_FOUND = "bubblewrap (bwrap) not found"
-# /etc entries programs need to work (alternatives links, certificates, loader cache,
-# time zones); never passwd/shadow, pip.conf, npmrc, gitconfig and the like
-ETC_ALLOWED = (
-    "alternatives", "ssl", "ca-certificates", "ld.so.cache", "ld.so.conf",
-    "ld.so.conf.d", "localtime", "timezone", "mime.types", "magic", "magic.mime",
-    "protocols", "services", "os-release", "debian_version", "terminfo",
-    "nsswitch.conf", "host.conf", "gai.conf", "locale.alias", "perl", "python3*",
-)  # fmt: skip
 _SESSION_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,199}")
-_CHUNK = 65536
 _READER_GRACE = 1.0  # seconds to drain pipes after the command's group is gone
-_EXIT_CHECK = 0.5  # seconds between checks for an exit gevent did not report
-_bwrap_checked: dict[str, str | None] = {}  # bwrap path -> None if it works, else why
-_bwrap_lock = threading.Lock()
-
-
-def bwrap_status() -> tuple[str | None, str | None]:
-    """(path of a working bwrap, None) or (None, why there is none); probed once."""
-    path = shutil.which("bwrap")
-    if path is None:
-        return None, BWRAP_NOT_FOUND
-    with _bwrap_lock:
-        if path not in _bwrap_checked:
-            _bwrap_checked[path] = _probe_bwrap(path)
-    problem = _bwrap_checked[path]
-    return (None, problem) if problem else (path, None)
-
-
-def _probe_bwrap(path: str) -> str | None:
-    with tempfile.TemporaryDirectory(prefix="bwrap-probe-") as ws:
-        argv, fds = _bwrap_argv(path, ws, ["true"], ())
-        try:
-            proc = subprocess.run(
-                argv, env={"PATH": MINIMAL_PATH}, pass_fds=fds, timeout=20,
-                stdin=subprocess.DEVNULL, capture_output=True,
-            )  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"bwrap at {path} does not run here ({exc})"
-        finally:
-            for fd in fds:
-                os.close(fd)
-    if proc.returncode != 0:
-        why = proc.stderr.decode("utf-8", "replace").strip()[:200]
-        return f"bwrap at {path} does not work here ({why or proc.returncode})"
-    return None
 
 
 class LocalSandboxProvider(SandboxProvider):
@@ -250,7 +222,7 @@ class LocalSandbox(Sandbox):
         full_env.update({str(k): str(v) for k, v in (env or {}).items()})
         argv, data_fds = [p.shell, "-c", command], ()
         if p.bwrap:
-            argv, data_fds = _bwrap_argv(p.bwrap, self.root, argv, p.hidden_paths)
+            argv, data_fds = bwrap_argv(p.bwrap, self.root, argv, p.hidden_paths)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -270,25 +242,28 @@ class LocalSandbox(Sandbox):
 
     def _wait(self, proc, out_r, err_r, timeout, on_output) -> ExecResult:
         self._running.add(proc.pid)
-        capture = _Capture(self._provider.output_limit, on_output, proc.pid)
+        # a failing callback stops the command; exec then re-raises the failure
+        capture = OutputCapture(
+            self._provider.output_limit, on_output, lambda: kill_group(proc.pid)
+        )
         readers = [
-            gevent.spawn(capture.drain, out_r, "stdout"),
-            gevent.spawn(capture.drain, err_r, "stderr"),
+            gevent.spawn(capture.drain, read_chunks(out_r), "stdout"),
+            gevent.spawn(capture.drain, read_chunks(err_r), "stderr"),
         ]
         try:
-            code = _wait_exit(proc, timeout)
+            code = wait_exit(proc, timeout)
             timed_out = code is None
             # also ends background children, which would keep the pipes open
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             gevent.joinall(readers, timeout=_READER_GRACE)
         finally:
             # runs when the calling greenlet is killed, too: nothing outlives exec
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             gevent.killall(readers)
             for fd in (out_r, err_r):
                 os.close(fd)
             if proc.returncode is None:
-                _wait_exit(proc, 5)  # reap the killed process
+                wait_exit(proc, 5)  # reap the killed process
             self._running.discard(proc.pid)
         if capture.error is not None:
             raise capture.error
@@ -296,26 +271,20 @@ class LocalSandbox(Sandbox):
             raise SandboxGone(f"sandbox {self.id} was terminated while the command ran")
         if code is not None and code < 0:
             code = 128 - code  # killed by a signal: report it the way shells do
-        return ExecResult(
-            exit_code=code,
-            stdout="".join(capture.text["stdout"]),
-            stderr="".join(capture.text["stderr"]),
-            timed_out=timed_out,
-            truncated=capture.truncated,
-        )
+        return capture.result(code, timed_out=timed_out)
 
     # ---- files ----
 
     def read_file(self, path: str) -> bytes:
         """The file's bytes; symlinks are followed only while they stay inside."""
         self._check_alive()
-        rel = self._resolve(path)
-        with self._errors(path, "read"), self._parent(rel, create=False) as (dfd, name):
+        rel = resolve(self.root, path)
+        with in_parent(self.root, rel, path, "read") as (dfd, name):
             # O_NONBLOCK: opening a FIFO a command left here must not hang the server
             flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
             fd = os.open(name, flags, dir_fd=dfd)
             try:
-                _require_regular(fd, path)
+                require_regular(fd, path)
                 chunks = []
                 while chunk := os.read(fd, 1 << 20):
                     chunks.append(chunk)
@@ -329,12 +298,12 @@ class LocalSandbox(Sandbox):
         self._write(path, data)
 
     def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
-        rel = self._resolve(path)
-        with self._errors(path, "write"), self._parent(rel, create=True) as (dfd, name):
+        rel = resolve(self.root, path)
+        with in_parent(self.root, rel, path, "write", create=True) as (dfd, name):
             flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
             fd = os.open(name, flags | os.O_CLOEXEC, 0o644, dir_fd=dfd)
             try:
-                _require_regular(fd, path)
+                require_regular(fd, path)
                 os.ftruncate(fd, 0)
                 view = memoryview(data)
                 while view:
@@ -351,9 +320,9 @@ class LocalSandbox(Sandbox):
         if rel == ".":
             raise IsADirectoryError(errno.EISDIR, "the workspace root is a directory")
         parent, name = os.path.split(rel)
-        real_parent = self._resolve(parent or ".")
+        real_parent = resolve(self.root, parent or ".")
         target = os.path.normpath(os.path.join(real_parent, name))
-        with self._errors(path, "delete"), self._parent(target, create=False) as at:
+        with in_parent(self.root, target, path, "delete") as at:
             dfd, leaf = at
             if stat.S_ISDIR(os.stat(leaf, dir_fd=dfd, follow_symlinks=False).st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path)
@@ -373,7 +342,7 @@ class LocalSandbox(Sandbox):
                 continue  # removed or unreadable meanwhile
             for entry in entries:
                 sub = (*parts, entry.name)
-                if _ignored(sub, ignore):
+                if ignored(sub, ignore):
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
@@ -399,7 +368,7 @@ class LocalSandbox(Sandbox):
         """Kill running commands; the workspace stays (provider.destroy deletes it)."""
         self._terminated = True
         for pgid in list(self._running):
-            _kill_group(pgid)
+            kill_group(pgid)
 
     # ---- internals ----
 
@@ -407,189 +376,3 @@ class LocalSandbox(Sandbox):
         status = self.poll()
         if not status.alive:
             raise SandboxGone(f"sandbox {self.id} is gone: {status.message}")
-
-    def _resolve(self, path: str) -> str:
-        """The path relative to the root with every symlink resolved, or refused."""
-        rel = workspace_relative(path)
-        real = os.path.realpath(os.path.join(self.root, rel))
-        if real != self.root and not real.startswith(self.root + os.sep):
-            raise PathOutsideWorkspace(
-                f"path {path!r} leads outside the workspace through a symlink"
-            )
-        return os.path.relpath(real, self.root)
-
-    @contextmanager
-    def _parent(self, rel: str, *, create: bool) -> Iterator[tuple[int, str]]:
-        """(fd of the parent dir, leaf name), walking with O_NOFOLLOW from the root.
-
-        ``rel`` is already resolved; a component that is a symlink now was swapped in
-        since, and the walk refuses it instead of following it out.
-        """
-        if rel == ".":
-            raise IsADirectoryError(errno.EISDIR, "the workspace root is a directory")
-        *dirs, leaf = rel.split(os.sep)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for part in dirs:
-                if create:
-                    with suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=fd)
-                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-                nfd = os.open(part, flags, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-            yield fd, leaf
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def _errors(self, path: str, op: str) -> Iterator[None]:
-        """Translate OS errors into the documented ones."""
-        try:
-            yield
-        except (FileNotFoundError, IsADirectoryError):
-            raise
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise PathOutsideWorkspace(
-                    f"path {path!r} is a symlink that changed while it was opened"
-                ) from None
-            if exc.errno == errno.ENOTDIR and op != "write":
-                raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
-            raise SandboxError(f"cannot {op} {path!r}: {exc.strerror}") from None
-
-
-class _Capture:
-    """Collects a command's output up to a shared byte budget, streaming it on."""
-
-    def __init__(self, limit: int, on_output: OutputCallback | None, pgid: int):
-        self.left = limit
-        self.on_output = on_output
-        self.pgid = pgid
-        self.text: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self.truncated = False
-        self.error: BaseException | None = None
-
-    def drain(self, fd: int, stream: str) -> None:
-        """Read ``fd`` to EOF; what goes past the budget is read and dropped."""
-        gevent.os.make_nonblocking(fd)
-        # incremental: a multibyte character split across two reads survives
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while chunk := gevent.os.nb_read(fd, _CHUNK):
-            keep = chunk[: self.left]
-            self.left -= len(keep)
-            if len(keep) < len(chunk):
-                self.truncated = True
-            if keep:
-                self._emit(stream, decoder.decode(keep))
-        self._emit(stream, decoder.decode(b"", final=True))
-
-    def _emit(self, stream: str, text: str) -> None:
-        if not text:
-            return
-        self.text[stream].append(text)
-        if self.on_output is None or self.error is not None:
-            return
-        try:
-            self.on_output(stream, text)
-        except Exception as exc:
-            # the caller's callback failed: stop the command, exec re-raises it
-            self.error = exc
-            _kill_group(self.pgid)
-
-
-def _bwrap_argv(
-    bwrap: str, root: str, command: list[str], hidden: Sequence[str]
-) -> tuple[list[str], tuple[int, ...]]:
-    """The bwrap command line, and the fds it reads generated /etc files from."""
-    args = [bwrap, "--ro-bind", "/usr", "/usr"]
-    binds = [("/usr", "/usr"), (root, WORKSPACE_ROOT)]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):  # merged /usr: /bin -> usr/bin
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-            binds.append((top, top))
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for pattern in ETC_ALLOWED:
-        for path in sorted(glob.glob(os.path.join("/etc", pattern))):
-            args += ["--ro-bind-try", path, path]
-            binds.append((os.path.realpath(path), path))
-    uid, gid = os.getuid(), os.getgid()
-    generated = {
-        "/etc/passwd": f"sandbox:x:{uid}:{gid}:sandbox:{WORKSPACE_ROOT}:/bin/sh\n",
-        "/etc/group": f"sandbox:x:{gid}:\n",
-        "/etc/hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
-    }
-    fds = []
-    for dest, content in generated.items():
-        # memfd, not a pipe: with pipes here gevent missed bwrap's exit about once
-        # in 30 runs (the child stayed a zombie and wait() never returned)
-        fd = os.memfd_create("sandbox-etc", os.MFD_CLOEXEC)
-        os.write(fd, content.encode())
-        os.lseek(fd, 0, os.SEEK_SET)
-        fds.append(fd)
-        args += ["--ro-bind-data", str(fd), dest]
-    args += ["--bind", root, WORKSPACE_ROOT]
-    args += _masks(binds, hidden)
-    args += ["--chdir", WORKSPACE_ROOT, "--unshare-all", "--hostname", "sandbox"]
-    args += ["--die-with-parent", "--new-session", *command]
-    return args, tuple(fds)
-
-
-def _masks(binds: Sequence[tuple[str, str]], hidden: Sequence[str]) -> list[str]:
-    """Cover hidden paths that lie inside something bound (an empty tmpfs or file)."""
-    args: list[str] = []
-    for h in hidden:
-        for src, dest in binds:
-            if h == src or h.startswith(src.rstrip("/") + "/"):
-                target = dest + h[len(src) :]
-                if os.path.isdir(h):
-                    args += ["--tmpfs", target]
-                elif os.path.exists(h):
-                    args += ["--ro-bind", "/dev/null", target]
-    return args
-
-
-def _ignored(parts: tuple[str, ...], ignore: Sequence[tuple[str, ...]]) -> bool:
-    """True if an ignore entry matches the end of ``parts`` (at any depth)."""
-    return any(len(parts) >= len(i) and parts[-len(i) :] == i for i in ignore if i)
-
-
-def _require_regular(fd: int, path: str) -> None:
-    mode = os.fstat(fd).st_mode
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
-    if not stat.S_ISREG(mode):
-        raise SandboxError(f"{path!r} is not a regular file")
-
-
-def _wait_exit(proc: subprocess.Popen, timeout: float) -> int | None:
-    """The exit status, or None after ``timeout``; cooperative.
-
-    gevent learns of a child's exit from SIGCHLD; should that be missed, the child
-    stays a zombie and ``proc.wait`` would never return. So wait in slices and look
-    for the exit ourselves in between (``waitid`` on that one pid reaps it).
-    """
-    deadline = time.monotonic() + max(timeout, 0)
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            return proc.wait(timeout=max(min(left, _EXIT_CHECK), 0))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            info = None  # gevent reaped it just now: the next wait() returns
-        if info is not None:
-            code = info.si_status
-            proc.returncode = code if info.si_code == os.CLD_EXITED else -code
-            return proc.returncode
-        if left <= _EXIT_CHECK:
-            return None
-
-
-def _kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pgid, signal.SIGKILL)

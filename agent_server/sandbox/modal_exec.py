@@ -8,11 +8,10 @@ the caller as it comes and kept up to a byte budget shared by stdout and stderr.
 
 from __future__ import annotations
 
-import codecs
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ import gevent
 
 from agent_server.errors import AgentServerError, SandboxError, SandboxGone
 from agent_server.sandbox.base import WORKSPACE_ROOT, ExecResult, OutputCallback
+from agent_server.sandbox.output import OutputCapture
 
 if TYPE_CHECKING:
     from agent_server.sandbox.modal_sandbox import ModalSandboxProvider
@@ -75,7 +75,7 @@ class ModalCommands:
             text=False,
         )
         # a failing callback stops the command; exec then re-raises the failure
-        capture = _Capture(
+        capture = OutputCapture(
             p.output_limit, on_output, lambda: gevent.spawn(self._kill_group, pidfile)
         )
         readers = [
@@ -108,13 +108,7 @@ class ModalCommands:
         )
         if timed_out:
             self._kill_group(pidfile)
-        return ExecResult(
-            exit_code=None if timed_out else code,
-            stdout="".join(capture.text["stdout"]),
-            stderr="".join(capture.text["stderr"]),
-            timed_out=timed_out,
-            truncated=capture.truncated,
-        )
+        return capture.result(None if timed_out else code, timed_out=timed_out)
 
     def _wait(self, proc, readers) -> int:
         code = proc.wait()
@@ -167,44 +161,3 @@ class ModalCommands:
         err = gevent.spawn(proc.stderr.read)
         out = proc.stdout.read()
         return out, err.get(), proc.wait()
-
-
-class _Capture:
-    """Collects output up to a shared byte budget (stdout and stderr together)."""
-
-    def __init__(
-        self,
-        limit: int,
-        on_output: OutputCallback | None,
-        on_error: Callable[[], object],
-    ) -> None:
-        self.left = limit
-        self.on_output = on_output
-        self.on_error = on_error
-        self.text: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self.truncated = False
-        self.error: BaseException | None = None
-
-    def drain(self, reader, stream: str) -> None:
-        """Read the stream to its end; what goes past the budget is dropped."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for chunk in reader:
-            keep = chunk[: max(self.left, 0)]
-            self.left -= len(keep)
-            if len(keep) < len(chunk):
-                self.truncated = True
-            if keep:
-                self._emit(stream, decoder.decode(keep))
-        self._emit(stream, decoder.decode(b"", final=True))
-
-    def _emit(self, stream: str, text: str) -> None:
-        if not text:
-            return
-        self.text[stream].append(text)
-        if self.on_output is None or self.error is not None:
-            return
-        try:
-            self.on_output(stream, text)
-        except Exception as exc:
-            self.error = exc
-            self.on_error()

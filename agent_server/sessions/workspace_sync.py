@@ -20,7 +20,8 @@ MAX_STORED_FILE_BYTES = 10 * 1024 * 1024
 
 def file_info_dict(info: FileInfo) -> dict:
     modified = datetime.fromtimestamp(info.mtime, timezone.utc)
-    return {"path": info.path, "size": info.size, "modifiedAt": modified.isoformat()}
+    stamp = modified.isoformat().replace("+00:00", "Z")
+    return {"path": info.path, "size": info.size, "modifiedAt": stamp}
 
 
 class WorkspaceSync:
