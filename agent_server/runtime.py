@@ -86,12 +86,6 @@ class AgentRuntime:
             return self
         from agent_server.jobs import start_jobs
 
-        if not self.sandbox_provider.isolated:
-            log.warning(
-                "the %s sandbox is not isolated: commands run as plain subprocesses of the "
-                "server's user (install bubblewrap for isolation)",
-                self.sandbox_provider.name,
-            )
         self.model_client()  # imports the SDK now, not in the first turn (it blocks ~1 s)
         self.session_manager.start()
         self._scheduler = start_jobs(
@@ -103,9 +97,10 @@ class AgentRuntime:
         )
         self.started = True
         log.info(
-            "agent-server runtime started: %d stored sessions, sandbox=%s",
+            "agent-server runtime started: %d stored sessions, sandbox=%s (%s)",
             len(self.session_manager.records()),
             self.sandbox_provider.name,
+            "isolated" if self.sandbox_provider.isolated else "NOT isolated",
         )
         return self
 
