@@ -1,39 +1,18 @@
 """PeeweePersistence: the bundled adapter, on SQLite (default) or PostgreSQL.
 
-Under gevent (see STACK-NOTES):
-- Every call checks a connection out of a bounded pool for its greenlet and returns it
-  at the end, so greenlets never share a connection mid-query. Peewee keeps the
-  current connection in a ``threading.local``, which gevent makes greenlet-local.
-- PostgreSQL: psycopg 3 waits cooperatively when imported after gevent's patch.
-- SQLite: its busy handler sleeps inside C and blocks the hub, so writers never wait
-  on SQLite's lock: one process-wide lock per database file is held around each short
-  write transaction (BEGIN IMMEDIATE ... COMMIT, no I/O inside), and WAL lets readers
-  go on meanwhile.
-Vendor exceptions become PersistenceError here; nothing above sees a peewee type.
+Each call borrows its greenlet's connection (and for writes its transaction and the
+SQLite write lock) from ``PeeweeConnections`` (peewee_connection.py, which explains
+how that works under gevent). Vendor exceptions become PersistenceError there and in
+peewee_errors.py; nothing above sees a peewee type.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sqlite3
-import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import peewee
-import psycopg
-from playhouse.pool import (
-    MaxConnectionsExceeded,
-    PooledPostgresqlDatabase,
-    PooledSqliteDatabase,
-)
 
 from agent_server.errors import PersistenceError
 from agent_server.persistence.base import PersistenceAdapter
@@ -45,6 +24,7 @@ from agent_server.persistence.models import (
     TranscriptRow,
     WorkspaceFileRow,
 )
+from agent_server.persistence.peewee_connection import PeeweeConnections
 from agent_server.persistence.types import (
     AgentProfile,
     AgentProfileSummary,
@@ -63,22 +43,8 @@ from agent_server.persistence.values import (
 )
 from agent_server.profiles import profile_from_dict, profile_to_dict
 
-logger = logging.getLogger(__name__)
-
-_VENDOR_ERRORS = (peewee.PeeweeException, psycopg.Error, sqlite3.Error)
 _INSERT_BATCH = 500  # rows per INSERT; well under SQLite's bound-variable limit
 _SETUP_LOCK_KEY = 0x6167_656E_7473  # pg_advisory_xact_lock key: one setup at a time
-
-# one write lock per SQLite file for the whole process (two adapters on one file
-# must not interleave writes either); created lazily, after gevent has patched
-_SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
-
-
-@dataclass(frozen=True)
-class _Target:
-    kind: str  # "sqlite" | "postgres"
-    where: str  # for messages: a file path or host:port/dbname (never a password)
-    location: str  # the SQLite path or the PostgreSQL URL
 
 
 class PeeweePersistence(PersistenceAdapter):
@@ -92,65 +58,16 @@ class PeeweePersistence(PersistenceAdapter):
         connect_timeout: int = 5,
         pool_timeout: float = 10.0,
     ) -> None:
-        self._target = _parse_url(database_url)
-        _warn_if_imported_before_gevent()
-        self._max_connections = max_connections
-        self._pool_timeout = pool_timeout
-        self._write_lock: threading.Lock | None = None
-        self._memory = self._target.location == ":memory:"
-        if self._target.kind == "sqlite":
-            self._db = self._sqlite_database(max_connections)
-        else:
-            self._db = self._postgres_database(max_connections, connect_timeout)
+        self._connections = PeeweeConnections(
+            database_url,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        self._target = self._connections.target
+        self._db = self._connections.database
+        self._op = self._connections.op  # one call's connection and transaction
         self.setup()
-
-    # -- construction -------------------------------------------------------------------
-    def _sqlite_database(self, max_connections: int) -> peewee.Database:
-        path = self._target.location
-        if self._memory:
-            # every connection to :memory: is a new empty database: share just one
-            max_connections = 1
-            lock_key = f":memory:{id(self)}"
-        else:
-            try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise PersistenceError(
-                    f"cannot create the directory of SQLite database {path}: "
-                    f"{exc.strerror}"
-                ) from exc
-            lock_key = os.path.realpath(path)
-        self._write_lock = _SQLITE_WRITE_LOCKS.setdefault(lock_key, threading.Lock())
-        return PooledSqliteDatabase(
-            path,
-            max_connections=max_connections,
-            timeout=self._pool_timeout,
-            autoconnect=False,
-            check_same_thread=False,
-            pragmas={
-                "journal_mode": "wal",
-                "synchronous": "normal",  # durable across crashes of the process
-                "foreign_keys": 1,
-                "busy_timeout": 5000,  # only other processes can hold the lock
-            },
-        )
-
-    def _postgres_database(
-        self, max_connections: int, connect_timeout: int
-    ) -> peewee.Database:
-        url = self._target.location
-        params: dict[str, Any] = {}
-        if "connect_timeout=" not in url:
-            params["connect_timeout"] = connect_timeout
-        return PooledPostgresqlDatabase(
-            url,
-            max_connections=max_connections,
-            stale_timeout=300,
-            timeout=self._pool_timeout,
-            autoconnect=False,
-            prefer_psycopg3=True,
-            **params,
-        )
 
     def setup(self) -> None:
         """Create the tables and indexes that do not exist yet (safe to repeat)."""
@@ -179,10 +96,8 @@ class PeeweePersistence(PersistenceAdapter):
         self.execute_sql("SELECT 1")
 
     def close(self) -> None:
-        try:
-            self._db.close_all()
-        except _VENDOR_ERRORS as exc:
-            logger.warning("closing %s failed: %s", self._target.where, exc)
+        """Close every pooled connection."""
+        self._connections.close()
 
     # -- sessions -------------------------------------------------------------------
     def list_all_sessions(self) -> list[SessionRecord]:
@@ -430,109 +345,13 @@ class PeeweePersistence(PersistenceAdapter):
             for query in queries:
                 query.execute(self._db)
 
-    # -- connections, transactions, errors ------------------------------------------------
+    # -- constraint errors ----------------------------------------------------------------
     def _execute_for_session(self, query: peewee.Query, session_id: str) -> None:
         try:
             query.execute(self._db)
         except peewee.IntegrityError:
             # the only constraint left after the upsert: the session must exist
             raise KeyError(f"unknown session {session_id!r}") from None
-
-    @contextmanager
-    def _op(
-        self, action: str, *, write: bool = False, single: bool = False
-    ) -> Iterator[None]:
-        """One call's connection, and for writes its transaction (and SQLite lock).
-
-        ``single``: the write is one statement; on PostgreSQL (autocommit
-        connections) it runs without BEGIN/COMMIT, as its own transaction.
-        """
-        if not self._db.is_closed():
-            # a nested call on this greenlet: the outer one owns it all
-            with self._translated(action):
-                yield
-            return
-        if single and self._write_lock is None:
-            write = False  # the statement is its own transaction
-        lock = self._write_lock if write and self._write_lock else nullcontext()
-        with lock:
-            self._connect()
-            discard = False
-            try:
-                with self._translated(action):
-                    if write:
-                        self._db.execute_sql(
-                            "BEGIN IMMEDIATE" if self._write_lock else "BEGIN"
-                        )
-                    try:
-                        yield
-                    except Exception:
-                        if write:
-                            self._rollback()
-                        raise
-                    if write:
-                        self._db.execute_sql("COMMIT")
-            except BaseException as exc:
-                # killed mid-call (GreenletExit, gevent.Timeout, an interrupt): the
-                # connection may be mid-query, so it is closed, not pooled again
-                discard = not isinstance(exc, Exception) and not self._memory
-                raise
-            finally:
-                self._release(discard)
-
-    def _connect(self) -> None:
-        try:
-            self._db.connect()
-        except MaxConnectionsExceeded:
-            raise PersistenceError(
-                f"all {self._max_connections} connections to {self._target.where} "
-                f"stayed busy for {self._pool_timeout:g} s"
-            ) from None
-        except _VENDOR_ERRORS as exc:
-            raise PersistenceError(self._connect_message(exc)) from exc
-
-    def _connect_message(self, exc: Exception) -> str:
-        detail = _first_line(exc)
-        if self._target.kind == "postgres":
-            return (
-                f"cannot connect to DATABASE_URL {self._target.where}: {detail} "
-                "(is PostgreSQL running and reachable?)"
-            )
-        return f"cannot open SQLite database {self._target.where}: {detail}"
-
-    def _rollback(self) -> None:
-        try:
-            self._db.execute_sql("ROLLBACK")
-        except _VENDOR_ERRORS as exc:
-            # the original error is the one worth raising; this one is logged
-            logger.warning("rollback on %s failed: %s", self._target.where, exc)
-
-    def _release(self, discard: bool) -> None:
-        try:
-            if discard:
-                self._db.manual_close()
-            else:
-                self._db.close()
-        except _VENDOR_ERRORS as exc:
-            logger.warning("releasing a connection to %s: %s", self._target.where, exc)
-
-    @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except MaxConnectionsExceeded:  # a ValueError: must come first
-            raise PersistenceError(
-                f"{action}: no free connection to {self._target.where}"
-            ) from None
-        except (peewee.OperationalError, peewee.InterfaceError, psycopg.Error) as exc:
-            raise PersistenceError(
-                f"{action} failed on {self._target.where}: {_first_line(exc)}"
-            ) from exc
-        except _VENDOR_ERRORS as exc:
-            raise PersistenceError(
-                f"{action} failed on {self._target.where}: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
-            ) from exc
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -573,52 +392,3 @@ def _file(row: Sequence[Any]) -> WorkspaceFile:
         size=size,
         modified_at=modified_at,
     )
-
-
-def _parse_url(url: str) -> _Target:
-    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
-        return _Target("sqlite", ":memory:", ":memory:")
-    if url.startswith("sqlite:///"):
-        path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
-        if path:
-            return _Target("sqlite", path, path)
-    if url.startswith(("postgres://", "postgresql://")):
-        url = "postgresql://" + url.split("://", 1)[1]
-        parts = urlsplit(url)
-        try:
-            port = parts.port or 5432
-        except ValueError:
-            raise PersistenceError(
-                "DATABASE_URL has an invalid port; use postgresql://user@host:port/dbname"
-            ) from None
-        where = f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
-        return _Target("postgres", where, url)
-    raise PersistenceError(
-        "DATABASE_URL is not supported: use sqlite:///path/to/file.db, "
-        "sqlite:///:memory: or postgresql://user:password@host:port/dbname"
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _warn_if_imported_before_gevent() -> None:
-    # peewee picks its greenlet-local state class and psycopg its wait function at
-    # import: imported before gevent's patch, greenlets share one connection and
-    # every PostgreSQL query blocks the whole process
-    monkey = sys.modules.get("gevent.monkey")
-    if not (monkey and monkey.is_module_patched("threading")):
-        return
-    waiting = sys.modules.get("psycopg.waiting")
-    blocking_pg = waiting is not None and getattr(waiting, "wait", None) is getattr(
-        waiting, "wait_c", object()
-    )
-    shared_state = not issubclass(peewee._ConnectionLocal, threading.local)
-    if blocking_pg or shared_state:
-        logger.warning(
-            "peewee or psycopg was imported before gevent patched the standard "
-            "library: database calls will block or share connections across "
-            "greenlets (patch first, see wsgi.py)"
-        )
