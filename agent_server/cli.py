@@ -35,6 +35,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> int:
     from gevent.pywsgi import WSGIServer
 
     from agent_server.app_factory import build_app_or_exit
+    from agent_server.listen import listen_tcp
     from agent_server.settings import Settings
 
     environ = dict(os.environ)
@@ -53,7 +54,7 @@ def _serve(host: str, port: int | None, *, demo: bool) -> int:
         return 4
     port = port or settings.port
     app = build_app_or_exit(settings)
-    server = WSGIServer((host, port), app, log=None)
+    server = WSGIServer(listen_tcp(host, port), app, log=None)
 
     def stop(*_):
         server.stop(timeout=5)

@@ -94,6 +94,7 @@ from agent_server.devtools.fake_replies import (
     thinking,
     tool_use,
 )
+from agent_server.listen import listen_tcp
 
 __all__ = [
     "DEMO_MODEL",
@@ -189,9 +190,7 @@ class FakeAnthropic:
 
     def start(self) -> str:
         """Start serving in the background; returns the base URL."""
-        self._server = WSGIServer(
-            (self.host, self.port), self._app, log=None, backlog=1024
-        )
+        self._server = WSGIServer(listen_tcp(self.host, self.port), self._app, log=None)
         self._server.start()
         self.port = self._server.server_port
         return self.base_url
