@@ -27,6 +27,11 @@ def build_app(settings: Settings | None = None):
 
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    if not settings.anthropic_api_key:
+        logging.getLogger("agent_server").warning(
+            "ANTHROPIC_API_KEY is not set: every message will fail with an error block "
+            "until it is (scripts/demo runs without one, against the offline demo model)"
+        )
     runtime = create_runtime(settings=settings)
     runtime.start()
     atexit.register(runtime.shutdown)
