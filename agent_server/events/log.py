@@ -115,6 +115,9 @@ class EventLog:
         self._run_seq = 0  # the last seq of the open delta run
         self._flush_lock = threading.Lock()
         self._max_pending = ring_size // 2
+        # events (not rows: a coalesced delta row holds many) not yet handed to storage
+        self._unstored = 0
+        self._taken = 0  # of those, the ones a take_pending flush holds
         self.rows_written = 0
         self.writes = 0
 
@@ -123,12 +126,13 @@ class EventLog:
         self.last_seq += 1
         event = Event(self.session_id, self.last_seq, name, data)
         self._ring.append(event)
+        self._unstored += 1
         if name == BLOCK_DELTA:
             self._queue_delta(event)
         else:
             self._close_run()
             self._pending.append(StoredEvent(event.seq, name, data))
-        if len(self._pending) >= self._max_pending:
+        if self._unstored >= self._max_pending:
             # never let an unstored event fall out of the ring
             self.flush()
         if self._on_event is not None:
@@ -173,11 +177,13 @@ class EventLog:
                 return
             self._close_run()
             rows, self._pending = self._pending, []
+            unstored, self._unstored = self._unstored, 0
             try:
                 self._persistence.append_events(self.session_id, rows)
             except Exception:
                 # keep them for the next flush rather than lose them
                 self._pending[:0] = rows
+                self._unstored += unstored
                 raise
             self.writes += 1
             self.rows_written += len(rows)
@@ -191,6 +197,7 @@ class EventLog:
             return None
         self._close_run()
         rows, self._pending = self._pending, []
+        self._taken, self._unstored = self._unstored, 0
         return rows
 
     def flushed(self, rows: list[StoredEvent], stored: bool) -> None:
@@ -201,7 +208,9 @@ class EventLog:
                 self.rows_written += len(rows)
             else:
                 self._pending[:0] = rows
+                self._unstored += self._taken
         finally:
+            self._taken = 0
             self._flush_lock.release()
 
     def events_after(self, after: int) -> list[Event]:

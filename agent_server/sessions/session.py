@@ -14,7 +14,7 @@ import gevent
 
 from agent_server.agent.loop import AgentLoop
 from agent_server.agent.transcript import Transcript
-from agent_server.errors import TurnInterrupted
+from agent_server.errors import Conflict, TurnInterrupted
 from agent_server.events import names
 from agent_server.events.bus import EventBus
 from agent_server.events.log import EventLog
@@ -81,6 +81,7 @@ class AgentSession:
         self._scan_pending = False
         self._restored_paths: set[str] = set()
         self._save_lock = threading.Lock()
+        self.closing = False  # close() has begun: no new turn may start
         self.closed = False
 
     # -- events -----------------------------------------------------------------------
@@ -115,11 +116,22 @@ class AgentSession:
 
     @property
     def is_busy(self) -> bool:
-        return self._turn is not None or bool(self._queue)
+        # current_message_id covers the moment between dequeuing and spawning the turn
+        return (
+            self.current_message_id is not None
+            or self._turn is not None
+            or bool(self._queue)
+        )
 
     # -- messages and turns -----------------------------------------------------------
     def send_message(self, content: str) -> dict:
         """Queue a message; it runs when the turns before it have finished."""
+        if self.closing:
+            # a turn started now would outlive the sandbox and the unload
+            raise Conflict(
+                f"session {self.session_id} is being unloaded: send the message again "
+                "in a moment (the session is then loaded afresh)"
+            )
         message_id = "msg_" + uuid.uuid4().hex[:24]
         queued = self.is_busy
         self._queue.append((message_id, content))
@@ -139,7 +151,7 @@ class AgentSession:
         return True
 
     def _work(self) -> None:
-        while self._queue and not self.closed:
+        while self._queue and not self.closing:
             message_id, content = self._queue.popleft()
             self.current_message_id = message_id
             try:
@@ -159,9 +171,11 @@ class AgentSession:
         self._update_record(
             metadata={**self.record.metadata, "turnInFlight": message_id}
         )
-        self._turn = gevent.spawn(loop.run_turn, content, message_id=message_id)
-        self.emit_status()
         try:
+            if self.closing:  # close() began while the record was written
+                return
+            self._turn = gevent.spawn(loop.run_turn, content, message_id=message_id)
+            self.emit_status()
             self._turn.join()
         finally:
             metadata = {
@@ -250,6 +264,7 @@ class AgentSession:
     # -- unloading ----------------------------------------------------------------------
     def close(self, reason: str = "unloaded") -> None:
         """Stop the turn, sync, end the sandbox, flush the log; the session is unloaded."""
+        self.closing = True
         self._queue.clear()
         self.interrupt()
         if self._worker is not None:

@@ -68,11 +68,13 @@ class WorkspaceSync:
             before = self._baseline or {}
             now = {f.path: f for f in listing}
             changes = 0
+            unsaved: set[str] = set()
             for path, info in now.items():
                 known = before.get(path)
                 if known == (info.size, info.mtime):
                     continue
                 if not self._save(sandbox, info):
+                    unsaved.add(path)  # not stored: retried by the next scan
                     continue
                 event = names.FILE_CREATED if known is None else names.FILE_MODIFIED
                 self._emit(event, {"file": file_info_dict(info)})
@@ -81,7 +83,11 @@ class WorkspaceSync:
                 self._persistence.delete_session_file(self.session_id, path)
                 self._emit(names.FILE_DELETED, {"path": path})
                 changes += 1
-            self._baseline = {p: (f.size, f.mtime) for p, f in now.items()}
+            self._baseline = {
+                p: (f.size, f.mtime) for p, f in now.items() if p not in unsaved
+            }
+            # keep what was known of an unsaved file, so it is retried as a change
+            self._baseline.update((p, before[p]) for p in unsaved if p in before)
             return changes
 
     def _save(self, sandbox: Sandbox, info: FileInfo) -> bool:
