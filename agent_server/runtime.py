@@ -113,7 +113,9 @@ class AgentRuntime:
     def shutdown(self) -> None:
         """Stop the jobs; sync and unload every session; end their sandboxes."""
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(
+                wait=True
+            )  # a running sync must end before close()
             self._scheduler = None
         self.session_manager.shutdown()
         self.sandbox_provider.close()

@@ -24,6 +24,8 @@ from agent_server.persistence.types import StoredEvent
 log = logging.getLogger(__name__)
 
 RING_SIZE = 4096
+# at most this many events are ever unstored (a flush is forced first)
+MAX_UNSTORED = RING_SIZE // 2
 
 
 class Event:

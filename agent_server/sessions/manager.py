@@ -11,7 +11,7 @@ from typing import Any
 from agent_server.agent.transcript import Transcript
 from agent_server.errors import InvalidField, ProfileNotFound, SessionNotFound
 from agent_server.events import names
-from agent_server.events.log import Event, stored_events_after
+from agent_server.events.log import MAX_UNSTORED, Event, stored_events_after
 from agent_server.persistence.types import SessionRecord, StoredEvent
 from agent_server.profiles import ProfileCatalog
 from agent_server.sessions.session import AgentSession, SessionServices
@@ -48,7 +48,9 @@ class SessionManager:
         transcript = Transcript.from_json(data.raw_transcript if data else None)
         transcript.repair("interrupted: the server stopped during this turn")
         self._persistence.save_transcript(record.session_id, transcript.to_json())
-        seq = self._persistence.last_event_seq(record.session_id) + 1
+        # events clients saw live may not have been stored before the crash: number on
+        # past any seq they can have seen, so that none is reused (a gap, not a lie)
+        seq = self._persistence.last_event_seq(record.session_id) + MAX_UNSTORED + 1
         self._persistence.append_events(
             record.session_id,
             [

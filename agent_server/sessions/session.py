@@ -82,6 +82,7 @@ class AgentSession:
         self._restored_paths: set[str] = set()
         self._save_lock = threading.Lock()
         self.closing = False  # close() has begun: no new turn may start
+        self._interrupt_pending = False
         self.closed = False
 
     # -- events -----------------------------------------------------------------------
@@ -145,15 +146,20 @@ class AgentSession:
     def interrupt(self) -> bool:
         """Stop the running turn (queued messages then run); False when none runs."""
         turn = self._turn
-        if turn is None or turn.dead:
-            return False
-        turn.kill(TurnInterrupted("interrupted by user"), block=True, timeout=30)
-        return True
+        if turn is not None and not turn.dead:
+            turn.kill(TurnInterrupted("interrupted by user"), block=True, timeout=30)
+            return True
+        if self.current_message_id is not None:
+            # taken off the queue, its turn not started yet: stop it as soon as it starts
+            self._interrupt_pending = True
+            return True
+        return False
 
     def _work(self) -> None:
         while self._queue and not self.closing:
             message_id, content = self._queue.popleft()
             self.current_message_id = message_id
+            self._interrupt_pending = False
             try:
                 self._run_turn(message_id, content)
             except Exception:
@@ -176,6 +182,9 @@ class AgentSession:
                 return
             self._turn = gevent.spawn(loop.run_turn, content, message_id=message_id)
             self.emit_status()
+            if self._interrupt_pending:
+                gevent.sleep(0)  # let the turn start, so that it ends as interrupted
+                self._turn.kill(TurnInterrupted("interrupted by user"), block=False)
             self._turn.join()
         finally:
             metadata = {
@@ -265,7 +274,13 @@ class AgentSession:
     def close(self, reason: str = "unloaded") -> None:
         """Stop the turn, sync, end the sandbox, flush the log; the session is unloaded."""
         self.closing = True
-        self._queue.clear()
+        dropped, self._queue = list(self._queue), deque()
+        for message_id, _ in dropped:
+            # answered 202 but never run: say so rather than drop it silently
+            self.emit(
+                names.TURN_FAILED,
+                {"messageId": message_id, "reason": f"session_{reason}", "usage": None},
+            )
         self.interrupt()
         if self._worker is not None:
             self._worker.join(timeout=30)

@@ -16,7 +16,6 @@ from pathlib import Path
 import websocket
 from gevent.pywsgi import WSGIServer
 
-from agent_server.listen import listen_tcp
 from agent_server.runtime import create_runtime
 from agent_server.sandbox.local_sandbox import LocalSandboxProvider
 from agent_server.settings import Settings
@@ -71,7 +70,7 @@ class ServerHarness:
         )
         self.runtime.start()
         app = self.app = self.runtime.create_app(api_key=self.api_key)
-        self.server = WSGIServer(listen_tcp("127.0.0.1", 0), app, log=None)
+        self.server = WSGIServer(("127.0.0.1", 0), app, log=None)
         self.server.start()
         return self
 

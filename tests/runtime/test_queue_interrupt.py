@@ -207,3 +207,33 @@ def test_interrupt_without_a_running_turn_is_a_conflict(server, fake_model):
     assert server.message(sid, "still there?").status == 202
     ws.next(lambda e: e["event"] == "session:turn:completed")
     ws.close()
+
+
+def test_messages_still_queued_when_the_session_is_unloaded_are_reported_failed(
+    server, fake_model
+):
+    from agent_server.devtools.fake_anthropic import reply, text
+
+    sid = server.create_session()
+    ws = server.ws()
+    ws.subscribe(sid)
+    fake_model.enqueue(reply(text("slow " * 200), tokens_per_second=50))
+    first = server.post(f"/sessions/{sid}/message", {"content": "one"}).body
+    queued = [
+        server.post(f"/sessions/{sid}/message", {"content": c}).body
+        for c in ("two", "three")
+    ]
+    assert all(q["queued"] for q in queued)
+    ws.next(lambda e: e["event"] == "session:block:delta")
+    assert server.request("DELETE", f"/sessions/{sid}").status == 200
+    failed = {}
+    while len(failed) < 2:
+        event = ws.next(
+            lambda e: e["event"] in ("session:turn:failed", "session:turn:interrupted")
+        )
+        if event["event"] == "session:turn:failed":
+            failed[event["data"]["messageId"]] = event["data"]["reason"]
+    assert failed == {q["messageId"]: "session_unloaded" for q in queued}
+    interrupted = ws.seen_or_next(lambda e: e["event"] == "session:turn:interrupted")
+    assert interrupted["data"]["messageId"] == first["messageId"]
+    ws.close()
