@@ -179,6 +179,8 @@ class AgentSession:
         )
         try:
             if self.closing:  # close() began while the record was written
+                failed = {"messageId": message_id, "reason": "session_unloaded"}
+                self.emit(names.TURN_FAILED, {**failed, "usage": None})
                 return
             self._turn = gevent.spawn(loop.run_turn, content, message_id=message_id)
             self.emit_status()
