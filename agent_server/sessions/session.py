@@ -196,7 +196,7 @@ class AgentSession:
             self.save_transcript()
             self._update_record(metadata=metadata, last_activity=utcnow())
             self.log.flush()
-            self._scan_now()
+            # no workspace scan here: each tool result already scheduled one
 
     def _agent_loop(self) -> AgentLoop:
         if self._loop is None:
