@@ -33,6 +33,7 @@ class SessionManager:
         self._records: dict[str, SessionRecord] = {}
         self._loaded: dict[str, AgentSession] = {}
         self._loading: dict[str, threading.Lock] = {}
+        self._unloading: dict[str, threading.Event] = {}
 
     # -- start-up ---------------------------------------------------------------------
     def start(self) -> None:
@@ -135,40 +136,57 @@ class SessionManager:
             return session
         record = self.record(session_id)
         lock = self._loading.setdefault(session_id, threading.Lock())
-        with lock:  # two messages at once load the session once
-            session = self._loaded.get(session_id)
-            if session is not None:
-                return session
-            profile = self.profiles.get(record.agent_profile_id)
-            if profile is None:
-                raise ProfileNotFound(
-                    f"session {session_id} uses agent profile {record.agent_profile_id!r}, "
-                    "which no longer exists: restore the profile file or create a new session"
-                )
-            data = self._persistence.load_session(session_id)
-            session = AgentSession(
-                data.record if data else record,
-                profile,
-                self._services,
-                raw_transcript=data.raw_transcript if data else None,
-                last_seq=self._persistence.last_event_seq(session_id),
-            )
-            self._loaded[session_id] = session
-        self._loading.pop(session_id, None)
+        try:
+            with lock:  # two messages at once load the session once
+                session = self._loaded.get(session_id)
+                if session is not None:
+                    return session
+                session = self._build_session(record)
+                self._loaded[session_id] = session
+        finally:
+            self._loading.pop(session_id, None)
         session.emit_status()
         self._broadcast_list("loaded", session_id)
         return session
 
+    def _build_session(self, record: SessionRecord) -> AgentSession:
+        session_id = record.session_id
+        profile = self.profiles.get(record.agent_profile_id)
+        if profile is None:
+            raise ProfileNotFound(
+                f"session {session_id} uses agent profile {record.agent_profile_id!r}, "
+                "which no longer exists: restore the profile file or create a new session"
+            )
+        data = self._persistence.load_session(session_id)
+        return AgentSession(
+            data.record if data else record,
+            profile,
+            self._services,
+            raw_transcript=data.raw_transcript if data else None,
+            last_seq=self._persistence.last_event_seq(session_id),
+        )
+
     def unload_session(self, session_id: str, reason: str = "unloaded") -> bool:
-        """Sync and unload; False if it was not loaded."""
+        """Sync and unload; False if it was not loaded.
+
+        A second unload while one runs (the idle job and a DELETE) waits for the first,
+        so that nothing of the session is written after it returns (e.g. after a purge).
+        """
         session = self._loaded.get(session_id)
         if session is None:
             return False
+        running = self._unloading.get(session_id)
+        if running is not None:
+            running.wait(timeout=60)
+            return True
+        done = self._unloading[session_id] = threading.Event()
         try:
             session.close(reason)
         finally:
             self._loaded.pop(session_id, None)
             self._records[session_id] = session.record
+            del self._unloading[session_id]
+            done.set()
             self._broadcast_list("unloaded", session_id)
         return True
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from agent_server.devtools.fake_anthropic import reply, text, tool_use
 from tests.runtime.harness import assert_error
 
@@ -101,4 +103,27 @@ def test_delete_unloads_and_purge_forgets(make_server, fake_model, database_url)
     # and it stays forgotten across a restart
     srv.restart()
     assert_error(srv.get(f"/sessions/{sid}"), 404, "session_not_found")
+    ws.close()
+
+
+@pytest.mark.postgres
+def test_a_second_unload_waits_for_the_first(make_server, fake_model, pg_url):
+    import gevent
+
+    # on PostgreSQL storage calls yield, so the two unloads really overlap
+    server = make_server(pg_url)
+    sid = server.create_session()
+    ws = server.ws()
+    ws.subscribe(sid)
+    server.post(f"/sessions/{sid}/message", {"content": "hello"})
+    ws.until("session:turn:completed")
+    manager = server.runtime.session_manager
+    session = manager.get_session(sid)
+    first = gevent.spawn(manager.unload_session, sid, "idle")
+    gevent.sleep(0)  # the first unload is under way (it yields on storage)
+    assert manager.unload_session(sid, "unloaded") is True
+    # by the time the second returns, the first has finished everything it writes
+    assert session.closed and manager.get_session(sid) is None
+    first.join(timeout=10)
+    assert first.value is True
     ws.close()
