@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from agent_server.api.feed import DEFAULT_OUTBOX_LIMIT, Outbox, SessionFeed
 from agent_server.api.state import runtime
 from agent_server.errors import InvalidField
+from agent_server.events import names
+from agent_server.events.log import Event
 
 bp = Blueprint("events", __name__)
 
@@ -68,9 +68,8 @@ def _sse(session_id: str, after: int | None) -> Response:
                     continue
                 yield "".join(_sse_frame(e) for e in items)
             if outbox.close_reason:
-                yield _sse_frame_raw(
-                    "error", None, {"code": "closed", "message": outbox.close_reason}
-                )
+                reason = {"code": "closed", "message": outbox.close_reason}
+                yield _sse_frame(Event(session_id, None, names.ERROR, reason))
         finally:
             feed.stop(rt.bus)
 
@@ -83,8 +82,3 @@ def _sse(session_id: str, after: int | None) -> Response:
 def _sse_frame(event) -> str:
     head = f"id: {event.seq}\n" if event.seq is not None else ""
     return f"{head}event: {event.name}\ndata: {event.wire}\n\n"
-
-
-def _sse_frame_raw(name: str, seq, data: dict) -> str:
-    head = f"id: {seq}\n" if seq is not None else ""
-    return f"{head}event: {name}\ndata: {json.dumps({'event': name, 'data': data})}\n\n"

@@ -6,10 +6,11 @@ import mimetypes
 
 from flask import Blueprint, Response, jsonify
 
-from agent_server.api.serialize import live_file_dict, stored_file_dict
+from agent_server.api.serialize import stored_file_dict
 from agent_server.api.state import runtime
 from agent_server.errors import WorkspaceFileNotFound
 from agent_server.sandbox.base import workspace_relative
+from agent_server.sessions.workspace_sync import file_info_dict
 
 bp = Blueprint("files", __name__)
 
@@ -27,7 +28,7 @@ def list_files(session_id: str):
     rt.session_manager.record(session_id)
     sandbox = _live_sandbox(session_id)
     if sandbox is not None:
-        files = [live_file_dict(f) for f in sandbox.list_files()]
+        files = [file_info_dict(f) for f in sandbox.list_files()]
         source = "sandbox"
     else:
         data = rt.persistence.load_session(session_id)

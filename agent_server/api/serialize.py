@@ -6,8 +6,6 @@ from datetime import datetime, timezone
 
 from agent_server.agent.transcript import Transcript
 from agent_server.persistence.types import SessionRecord, WorkspaceFile
-from agent_server.sandbox.base import FileInfo
-from agent_server.sessions.workspace_sync import file_info_dict
 
 
 def iso(value: datetime | None) -> str | None:
@@ -62,7 +60,3 @@ def stored_file_dict(file: WorkspaceFile) -> dict:
         "modifiedAt": iso(file.modified_at),
         "encoding": file.encoding,
     }
-
-
-def live_file_dict(info: FileInfo) -> dict:
-    return file_info_dict(info)

@@ -78,6 +78,3 @@ class LocalEventBus(EventBus):
 
     def unlisten(self, subscriber: Subscriber) -> None:
         self._listeners.discard(subscriber)
-
-    def subscriber_count(self, session_id: str) -> int:
-        return len(self._by_session.get(session_id, ()))

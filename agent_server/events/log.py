@@ -173,22 +173,15 @@ class EventLog:
         return bool(self._pending)
 
     def flush(self) -> None:
-        """Write the queued rows in one call to the adapter."""
-        with self._flush_lock:
-            if not self._pending:
-                return
-            self._close_run()
-            rows, self._pending = self._pending, []
-            unstored, self._unstored = self._unstored, 0
-            try:
+        """Write the queued rows in one call to the adapter (after any flush under way)."""
+        self._flush_lock.acquire()
+        rows, stored = self._take(), False
+        try:
+            if rows:
                 self._persistence.append_events(self.session_id, rows)
-            except Exception:
-                # keep them for the next flush rather than lose them
-                self._pending[:0] = rows
-                self._unstored += unstored
-                raise
-            self.writes += 1
-            self.rows_written += len(rows)
+            stored = True
+        finally:
+            self.flushed(rows, stored)
 
     def take_pending(self) -> list[StoredEvent] | None:
         """For a flush of many logs at once: the queued rows, with the flush lock held.
@@ -197,18 +190,22 @@ class EventLog:
         """
         if not self._flush_lock.acquire(blocking=False):
             return None
+        return self._take()
+
+    def _take(self) -> list[StoredEvent]:
         self._close_run()
         rows, self._pending = self._pending, []
         self._taken, self._unstored = self._unstored, 0
         return rows
 
     def flushed(self, rows: list[StoredEvent], stored: bool) -> None:
-        """End a flush begun with ``take_pending``; rows not stored are queued again."""
+        """End a flush (releasing its lock); rows not stored are queued again."""
         try:
             if stored and rows:
                 self.writes += 1
                 self.rows_written += len(rows)
-            else:
+            elif rows:
+                # keep them for the next flush rather than lose them
                 self._pending[:0] = rows
                 self._unstored += self._taken
         finally:

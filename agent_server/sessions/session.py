@@ -179,8 +179,7 @@ class AgentSession:
         )
         try:
             if self.closing:  # close() began while the record was written
-                failed = {"messageId": message_id, "reason": "session_unloaded"}
-                self.emit(names.TURN_FAILED, {**failed, "usage": None})
+                self._report_not_run(message_id, "session_unloaded")
                 return
             self._turn = gevent.spawn(loop.run_turn, content, message_id=message_id)
             self.emit_status()
@@ -197,6 +196,13 @@ class AgentSession:
             self._update_record(metadata=metadata, last_activity=utcnow())
             self.log.flush()
             # no workspace scan here: each tool result already scheduled one
+
+    def _report_not_run(self, message_id: str, reason: str) -> None:
+        """A message answered 202 whose turn will never run: say so, never drop it silently."""
+        self.emit(
+            names.TURN_FAILED,
+            {"messageId": message_id, "reason": reason, "usage": None},
+        )
 
     def _agent_loop(self) -> AgentLoop:
         if self._loop is None:
@@ -278,11 +284,7 @@ class AgentSession:
         self.closing = True
         dropped, self._queue = list(self._queue), deque()
         for message_id, _ in dropped:
-            # answered 202 but never run: say so rather than drop it silently
-            self.emit(
-                names.TURN_FAILED,
-                {"messageId": message_id, "reason": f"session_{reason}", "usage": None},
-            )
+            self._report_not_run(message_id, f"session_{reason}")
         self.interrupt()
         if self._worker is not None:
             self._worker.join(timeout=30)
