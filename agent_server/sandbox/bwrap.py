@@ -100,7 +100,10 @@ def bwrap_argv(
     args += ["--bind", root, WORKSPACE_ROOT]
     args += _masks(binds, hidden)
     args += ["--chdir", WORKSPACE_ROOT, "--unshare-all", "--hostname", "sandbox"]
-    args += ["--die-with-parent", "--new-session", *command]
+    # no --new-session: it would move the sandbox out of the process group that
+    # exec kills (bwrap's own --die-with-parent lost that race about 1 run in 10);
+    # exec already starts a new session, so there is no controlling terminal anyway
+    args += ["--die-with-parent", *command]
     return args, tuple(fds)
 
 

@@ -156,6 +156,21 @@ def test_killing_the_calling_greenlet_kills_the_command(local, exc):
     assert sb.exec("echo still usable", timeout=10).exit_code == 0
 
 
+def test_under_bwrap_a_child_in_its_own_session_ends_with_the_command(tmp_path):
+    # outside bwrap setsid escapes the process group; inside, the sandbox's pid
+    # namespace ends with it
+    require_bwrap()
+    sb = LocalSandboxProvider(tmp_path, use_bwrap=True).create("s1")
+    marker = sleeper_marker()
+    g = gevent.spawn(sb.exec, f"(setsid sleep {marker} &); sleep {marker}", timeout=60)
+    deadline = time.monotonic() + 5
+    while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert len(processes_with(marker)) >= 3
+    g.kill(TurnInterrupted("stop"))
+    assert wait_until_gone(marker) == []
+
+
 def test_a_running_command_does_not_block_other_greenlets(local):
     sb = local.create("s1")
     g = gevent.spawn(sb.exec, "sleep 2", timeout=10)
