@@ -3,11 +3,17 @@
 Shared by the WebSocket and the SSE transports. Each client has one bounded
 ``Outbox`` drained by one writer; a client too slow to keep up is closed with a reason
 (it can resume by seq), so it never slows the agent or other clients.
+
+A transport may give the outbox a ``direct`` sender: while nothing waits in the outbox,
+a live item is handed to it first, and it writes at once if that cannot block (the
+WebSocket writes the frame with one non-blocking send). Waking the writer greenlet for
+every streamed delta cost about a fifth of the server's CPU per delta.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from gevent.event import Event as Signal
 
@@ -24,6 +30,8 @@ class Outbox:
 
     def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
         self._items: deque = deque()
+        # sends an item at once without blocking, or returns False to have it queued
+        self.direct: Callable[[object], bool] | None = None
         self._signal = Signal()
         self.limit = limit
         self._replayed = 0  # replayed items waiting, not counted against the limit
@@ -37,6 +45,9 @@ class Outbox:
         the limit: a resume larger than it would otherwise be cut off at once.
         """
         if self.closed:
+            return
+        direct = self.direct
+        if direct is not None and not replay and not self._items and direct(item):
             return
         if not replay and len(self._items) - self._replayed >= self.limit:
             self.close(
@@ -58,6 +69,10 @@ class Outbox:
         self._items.clear()
         self._replayed = 0
         return items
+
+    def wake(self) -> None:
+        """Wake the writer with nothing queued (the transport has bytes of its own)."""
+        self._signal.set()
 
     def close(self, reason: str | None = None) -> None:
         if not self.closed:

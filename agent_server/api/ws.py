@@ -56,6 +56,7 @@ class Connection:
         self.api_key = api_key
         self.outbox = Outbox(rt.outbox_limit or DEFAULT_OUTBOX_LIMIT)
         self.feeds: dict[str, SessionFeed] = {}
+        self.outbox.direct = self._send_now
         self.listener = BroadcastFeed(self.outbox)
         self.authed = (
             api_key_error(api_key, request.headers.get("Authorization")) is None
@@ -90,12 +91,19 @@ class Connection:
                 with contextlib.suppress(ConnectionClosed):
                     self.ws.close(reason=1008, message=self.outbox.close_reason[:120])
 
+    def _send_now(self, event: Event) -> bool:
+        """The outbox's direct sender: write at once when that cannot block."""
+        sent = self.ws.try_send_event(event)
+        if sent and self.ws.owes:
+            self.outbox.wake()  # the socket took part of the frame: the writer ends it
+        return sent
+
     def _write(self) -> None:
         outbox, ws = self.outbox, self.ws
         try:
             while True:
                 items = outbox.take()
-                if items:
+                if items or ws.owes:
                     ws.send_events(items)
                 elif outbox.closed:
                     return

@@ -3,7 +3,9 @@
 simple-websocket 1.1.0 calls ``socket.send``, which under gevent may write only part of
 the buffer (STACK-NOTES): large frames, or small ones to a slow client, then corrupt the
 stream. Here every send is a ``sendall`` under a lock, and several frames can go out in
-one write.
+one write, and ``try_send_event`` writes a frame from the producing greenlet when the
+socket takes it without blocking (a part it does not take is owed and goes first in the
+writer's next send).
 
 Events go out as frames built once per event (``text_frame``), not through wsproto
 per client: wsproto's framing cost more CPU per delta than the rest of the fan-out.
@@ -26,11 +28,34 @@ class _WholeSendSocket:
     def __init__(self, sock) -> None:
         self._sock = sock
         self._lock = threading.Lock()
+        # the OS-level socket under gevent's (non-blocking); never under TLS, whose
+        # bytes must go through the SSL object
+        self._raw = None if hasattr(sock, "cipher") else getattr(sock, "_sock", None)
+        self.owed = b""  # bytes of a frame try_send began; they go before anything else
 
     def send(self, data: bytes) -> int:
         with self._lock:
+            if self.owed:
+                data, self.owed = self.owed + data, b""
             self._sock.sendall(data)
         return len(data)
+
+    def try_send(self, data: bytes) -> bool:
+        """Write ``data`` now if no other write is under way and that cannot block.
+
+        True when the socket took it (or part of it: the rest is ``owed``); False
+        when nothing was written and the caller should queue it for the writer.
+        """
+        raw = self._raw
+        if raw is None or self.owed or self._lock.locked():
+            return False
+        try:
+            sent = raw.send(data)
+        except OSError:  # full (EAGAIN) or broken: the writer finds out which
+            return False
+        if sent < len(data):
+            self.owed = data[sent:]
+        return True
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -49,6 +74,20 @@ class SafeServer(simple_websocket.Server):
             )
         self.sock.send(b"".join(self.ws.send(TextMessage(data=t)) for t in texts))
 
+    @property
+    def owes(self) -> bool:
+        """True while part of a frame waits to be written (see ``try_send_event``)."""
+        return bool(self.sock.owed)
+
+    def try_send_event(self, event) -> bool:
+        """Write the event's frame now if that cannot block; False to queue it."""
+        if not self.connected or not self._plain_frames():
+            return False
+        frame = event.frame
+        if frame is None:
+            frame = event.frame = text_frame(event.wire)
+        return self.sock.try_send(frame)
+
     def send_events(self, events) -> None:
         """Send events (``.wire`` text, ``.frame`` cache) as text frames in one write."""
         if not self._plain_frames():
@@ -64,6 +103,7 @@ class SafeServer(simple_websocket.Server):
             if frame is None:
                 frame = event.frame = text_frame(event.wire)
             frames.append(frame)
+        # no events: just what is owed (send puts it first)
         self.sock.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def _plain_frames(self) -> bool:

@@ -87,6 +87,28 @@ def test_a_client_that_never_reads_is_closed_and_slows_no_one(make_server, fake_
     again.close()
 
 
+def test_a_client_that_pauses_reading_gets_every_frame_whole_and_in_order(
+    server, fake_model
+):
+    # 4 MB in 40 deltas while the client reads nothing: frames begin on the socket at
+    # once, end on it later, and the ones behind them must follow byte-exact
+    pieces = [f"{i:03d}" + chr(0x4E00 + i) * 33_000 for i in range(40)]
+    fake_model.enqueue(reply(text("".join(pieces), chunks=40), tokens_per_second=200))
+    sid = server.create_session()
+    paused = server.ws(sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    paused.subscribe(sid)
+    server.message(sid, "say a lot")
+    time.sleep(1.5)  # the whole reply is sent meanwhile; this client reads nothing
+    paused.until("session:turn:completed", timeout=30)
+    deltas = paused.named("session:block:delta")
+    assert "".join(d["data"]["delta"] for d in deltas) == "".join(pieces)
+    seqs = [e["seq"] for e in paused.events if e["seq"] is not None]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    paused.send({"type": "ping"})
+    assert paused.next(lambda e: e["event"] == "pong")
+    paused.close()
+
+
 def test_an_8_mb_block_arrives_whole(server, fake_model):
     content = "".join(f"{i:08d}\n" for i in range(900_000))  # 8.1 MB
     fake_model.enqueue(
