@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import gevent
+
 from agent_server.events.names import BLOCK_DELTA
 from agent_server.persistence.base import PersistenceAdapter
 from agent_server.persistence.types import StoredEvent
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 RING_SIZE = 4096
 # at most this many events are ever unstored (a flush is forced first)
 MAX_UNSTORED = RING_SIZE // 2
+FLUSH_GROUP = 16  # logs per adapter call in flush_logs
 
 
 class Event:
@@ -108,7 +111,9 @@ class EventLog:
         self._persistence = persistence
         self._on_event = on_event
         self.last_seq = last_seq
-        self._ring: deque[Event] = deque(maxlen=ring_size)
+        # tuples, not Events (see _ring_entry): a full ring (100 sessions keep
+        # ~400,000 events) must not make every garbage collection longer
+        self._ring: deque[tuple] = deque(maxlen=ring_size)
         self._pending: list[StoredEvent] = []
         self._pending_deltas: list[str] | None = (
             None  # the open coalesced delta row's pieces
@@ -127,7 +132,7 @@ class EventLog:
         """Give the event the next seq, keep it, queue it for storage and publish it."""
         self.last_seq += 1
         event = Event(self.session_id, self.last_seq, name, data)
-        self._ring.append(event)
+        self._ring.append(_ring_entry(event.seq, name, data))
         self._unstored += 1
         if name == BLOCK_DELTA:
             self._queue_delta(event)
@@ -216,10 +221,10 @@ class EventLog:
         """Every event with seq > after, from memory where possible, else from storage."""
         if after >= self.last_seq:
             return []
-        ring = self._ring
-        first_in_ring = ring[0].seq if ring else self.last_seq + 1
+        sid, ring = self.session_id, self._ring
+        first_in_ring = ring[0][0] if ring else self.last_seq + 1
         if after + 1 >= first_in_ring:
-            return [e for e in ring if e.seq > after]
+            return [_from_ring(sid, entry) for entry in ring if entry[0] > after]
         stored = [
             e
             for e in expand_stored(
@@ -227,19 +232,53 @@ class EventLog:
             )
             if after < e.seq < first_in_ring
         ]
-        return stored + list(ring)
+        return stored + [_from_ring(sid, entry) for entry in ring]
+
+
+def _ring_entry(seq: int, name: str, data: dict) -> tuple:
+    """What the ring keeps of an event: for a text delta, (seq, cid, block, text).
+
+    A tuple of strings is soon dropped by the garbage collector's tracking; one that
+    holds a dict is tracked for good. Other events keep (seq, name, data).
+    """
+    if name == BLOCK_DELTA and len(data) == 3:
+        cid, block_id, delta = (
+            data.get("conversationId"),
+            data.get("blockId"),
+            data.get("delta"),
+        )
+        if type(cid) is str and type(block_id) is str and type(delta) is str:
+            return (seq, cid, block_id, delta)
+    return (seq, name, data)
+
+
+def _from_ring(session_id: str, entry: tuple) -> Event:
+    if len(entry) == 4:
+        seq, cid, block_id, delta = entry
+        data = {"conversationId": cid, "blockId": block_id, "delta": delta}
+        return Event(session_id, seq, BLOCK_DELTA, data)
+    return Event(session_id, *entry)
 
 
 def flush_logs(logs: list[EventLog]) -> int:
-    """Write the queued rows of many logs, one adapter call per adapter; rows written.
+    """Write the queued rows of many logs, one adapter call per adapter and up to
+    FLUSH_GROUP logs; rows written.
 
+    Other greenlets run between the calls: SQLite's calls block the whole process,
+    and one call for 100 streaming sessions held every stream for ~5 ms.
     A log whose rows could not be stored keeps them for the next flush (the failure
     is logged); a log being flushed by someone else is skipped this round.
     """
     groups: dict[int, list[EventLog]] = {}
     for event_log in logs:
         groups.setdefault(id(event_log._persistence), []).append(event_log)
-    return sum(_flush_group(group) for group in groups.values())
+    written = 0
+    for group in groups.values():
+        for start in range(0, len(group), FLUSH_GROUP):
+            if start:
+                gevent.sleep(0)
+            written += _flush_group(group[start : start + FLUSH_GROUP])
+    return written
 
 
 def _flush_group(logs: list[EventLog]) -> int:

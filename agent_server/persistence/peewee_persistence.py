@@ -35,15 +35,19 @@ from agent_server.persistence.types import (
     utcnow,
 )
 from agent_server.persistence.values import (
-    check_events,
     check_file,
     check_record,
     check_updates,
+    event_rows,
     to_json,
 )
 from agent_server.profiles import profile_from_dict, profile_to_dict
 
 _INSERT_BATCH = 500  # rows per INSERT; well under SQLite's bound-variable limit
+_INSERT_EVENTS = (
+    f'INSERT INTO "{EventRow._meta.table_name}" '
+    '("session_id", "seq", "name", "data") VALUES '
+)
 _SETUP_LOCK_KEY = 0x6167_656E_7473  # pg_advisory_xact_lock key: one setup at a time
 
 
@@ -261,22 +265,12 @@ class PeeweePersistence(PersistenceAdapter):
 
     # -- event log ----------------------------------------------------------------------
     def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
-        rows = [
-            {
-                "session_id": session_id,
-                "seq": e.seq,
-                "name": e.name,
-                "data": to_json(e.data, "event data"),
-            }
-            for e in check_events(events)
-        ]
+        rows = [(session_id, *row) for row in event_rows(events)]
         if not rows:
             return
         with self._op(f"appending events of {session_id!r}", write=True):
             try:
-                for start in range(0, len(rows), _INSERT_BATCH):
-                    batch = rows[start : start + _INSERT_BATCH]
-                    EventRow.insert_many(batch).execute(self._db)
+                self._insert_events(rows)
             except peewee.IntegrityError:
                 raise ValueError(
                     f"session {session_id!r} already has an event with one of "
@@ -293,25 +287,33 @@ class PeeweePersistence(PersistenceAdapter):
         """
         try:
             rows = [
-                {
-                    "session_id": session_id,
-                    "seq": e.seq,
-                    "name": e.name,
-                    "data": to_json(e.data, "event data"),
-                }
+                (session_id, *row)
                 for session_id, events in batches.items()
-                for e in check_events(events)
+                for row in event_rows(events)
             ]
             if not rows:
                 return {}
             with self._op(f"appending events of {len(batches)} sessions", write=True):
-                for start in range(0, len(rows), _INSERT_BATCH):
-                    batch = rows[start : start + _INSERT_BATCH]
-                    EventRow.insert_many(batch).execute(self._db)
+                self._insert_events(rows)
             return {}
         except (PersistenceError, ValueError, peewee.IntegrityError):
             # find the culprit: each session on its own
             return super().append_events_many(batches)
+
+    def _insert_events(self, rows: Sequence[tuple[str, int, str, str]]) -> None:
+        """(session_id, seq, name, data) rows in multi-row INSERTs.
+
+        The statement is built here: peewee's query builder cost more than the
+        database itself for a flush round's rows (and under SQLite the server's other
+        greenlets wait for the whole call).
+        """
+        param = self._db.param
+        for start in range(0, len(rows), _INSERT_BATCH):
+            batch = rows[start : start + _INSERT_BATCH]
+            values = ", ".join([f"({param}, {param}, {param}, {param})"] * len(batch))
+            self._db.execute_sql(
+                _INSERT_EVENTS + values, [v for row in batch for v in row]
+            )
 
     def list_events(
         self, session_id: str, after_seq: int = 0, limit: int | None = None

@@ -86,15 +86,32 @@ def check_file(file: WorkspaceFile) -> WorkspaceFile:
 
 def check_events(events: Sequence[StoredEvent]) -> list[StoredEvent]:
     """The rows with JSON-copied data; ValueError if seqs repeat within the batch."""
+    return [
+        StoredEvent(e.seq, e.name, json_dict(e.data, "event data"))
+        for e in _checked(events)
+    ]
+
+
+def event_rows(events: Sequence[StoredEvent]) -> list[tuple[int, str, str]]:
+    """Each event as (seq, name, its data as JSON text), checked as by check_events."""
     rows = []
+    for e in _checked(events):
+        if not isinstance(e.data, Mapping):
+            raise ValueError(
+                f"event data must be a mapping, not {type(e.data).__name__}"
+            )
+        rows.append((e.seq, e.name, to_json(e.data, "event data")))
+    return rows
+
+
+def _checked(events: Sequence[StoredEvent]) -> Sequence[StoredEvent]:
+    seqs = set()
     for event in events:
         if not isinstance(event.seq, int) or isinstance(event.seq, bool):
             raise ValueError(f"event seq must be an integer, not {event.seq!r}")
         if not isinstance(event.name, str) or not event.name:
             raise ValueError("event name must be a non-empty string")
-        rows.append(
-            StoredEvent(event.seq, event.name, json_dict(event.data, "event data"))
-        )
-    if len({e.seq for e in rows}) != len(rows):
+        seqs.add(event.seq)
+    if len(seqs) != len(events):
         raise ValueError("event seqs in one append must all be different")
-    return rows
+    return events

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from agent_server.events.log import Event, EventLog, _encode, flush_logs
+import gevent
+
+from agent_server.events.log import FLUSH_GROUP, Event, EventLog, _encode, flush_logs
 from agent_server.events.names import BLOCK_DELTA
 from agent_server.persistence.peewee_persistence import PeeweePersistence
 from agent_server.persistence.types import SessionRecord, StoredEvent
@@ -43,4 +45,28 @@ def test_flush_logs_stores_every_session_and_keeps_a_failed_ones_rows(tmp_path):
         assert rows[0].data["deltas"] == ["0", "1", "2", "3", "4"]
         assert not event_log.has_pending and event_log.writes == 1
     assert logs[2].has_pending and logs[2].writes == 0  # kept for the next flush
+    store.close()
+
+
+def test_a_large_flush_lets_other_greenlets_run_between_its_writes(tmp_path):
+    # SQLite calls block the process: one call for every session would hold every
+    # stream until it returns
+    store = PeeweePersistence(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    logs = []
+    for i in range(FLUSH_GROUP * 3):
+        event_log = EventLog(f"ses_{i}", store)
+        event_log.append(
+            BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": "x"}
+        )
+        logs.append(event_log)
+    ticks = []
+    ticker = gevent.spawn(
+        lambda: [(ticks.append(1), gevent.sleep(0)) for _ in range(100)]
+    )
+
+    assert flush_logs(logs) == len(logs)
+
+    assert len(ticks) >= 2, "the ticker ran between the flush's writes"
+    assert all(store.list_events(lg.session_id) for lg in logs)
+    ticker.kill()
     store.close()

@@ -1,7 +1,10 @@
 """The event log: seq numbering, delta coalescing in storage, replay without gap or duplicate."""
 
+import gc
+
 from agent_server.events import names
-from agent_server.events.log import EventLog, stored_events_after
+from agent_server.events.log import Event, EventLog, stored_events_after
+from agent_server.events.names import BLOCK_DELTA
 from agent_server.persistence.memory_persistence import InMemoryPersistence
 
 
@@ -99,3 +102,20 @@ def test_wire_form_is_the_documented_envelope():
         "seq": 1,
         "data": {"code": "x", "message": "y"},
     }
+
+
+def test_a_full_ring_of_text_deltas_adds_nothing_for_the_garbage_collector():
+    # every object the collector tracks makes each full collection (a pause of the
+    # whole server) longer; 100 streaming sessions keep ~400,000 events in rings
+    log = EventLog("ses_gc", InMemoryPersistence(), ring_size=2000)
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(2000):
+        log.append(
+            BLOCK_DELTA, {"conversationId": "main", "blockId": "b", "delta": f"d{i}"}
+        )
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    replayed = log.events_after(1990)
+    assert [e.data["delta"] for e in replayed] == [f"d{i}" for i in range(1990, 2000)]
+    assert replayed[0].wire == Event("ses_gc", 1991, BLOCK_DELTA, replayed[0].data).wire
