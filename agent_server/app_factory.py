@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import sys
 
@@ -42,8 +43,12 @@ def build_app(settings: Settings | None = None):
 def build_app_or_exit(settings: Settings | None = None):
     """Like build_app, but a bad setting or an unreachable database is one line and exit 4."""
     try:
-        return build_app(settings)
+        app = build_app(settings)
     except (ConfigError, PersistenceError) as exc:
         print(f"agent-server: {exc.message}", file=sys.stderr)
         # 4 is gunicorn's "app failed to load": the arbiter stops instead of retrying
         sys.exit(4)
+    # what exists now (modules, the app) lives as long as the process: keep it out of
+    # the garbage collector's full passes, which otherwise stall every stream
+    gc.freeze()
+    return app

@@ -81,7 +81,7 @@ class SafeServer(simple_websocket.Server):
 
     def try_send_event(self, event) -> bool:
         """Write the event's frame now if that cannot block; False to queue it."""
-        if not self.connected or not self._plain_frames():
+        if not self._plain_frames():
             return False
         frame = event.frame
         if frame is None:
@@ -106,16 +106,18 @@ class SafeServer(simple_websocket.Server):
         # no events: just what is owed (send puts it first)
         self.sock.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
+    _plain: bool | None = None  # no extension negotiated: known once the handshake ends
+
     def _plain_frames(self) -> bool:
         """True while the connection is open with no extension (frames need no codec)."""
-        conn = self.ws.connection
-        proto = getattr(conn, "_proto", None)
-        return (
-            conn is not None
-            and conn.state is ConnectionState.OPEN
-            and proto is not None
-            and not proto.extensions
-        )
+        if self._plain is None:
+            conn = self.ws.connection
+            if conn is None or conn.state is not ConnectionState.OPEN:
+                return False
+            proto = getattr(conn, "_proto", None)
+            self._plain = proto is not None and not proto.extensions
+        # simple-websocket clears ``connected`` as soon as a close is sent or received
+        return self._plain and self.connected
 
 
 def text_frame(text: str) -> bytes:
