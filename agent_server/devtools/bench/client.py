@@ -1,7 +1,8 @@
 """The driver's clients: keep-alive HTTP, WebSocket subscribers, latency arithmetic.
 
 The driver runs in its own gevent-patched process (never the server's): one greenlet
-per client, each a real ``websocket-client`` connection.
+per client, each a real WebSocket connection (``wsclient.BenchWebSocket``, a lean
+RFC 6455 client: the driver shares the machine with the server it measures).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import websocket
+from agent_server.devtools.bench.wsclient import BenchWebSocket
 
 TURN_END = {
     "session:turn:completed",
@@ -108,12 +109,8 @@ class Subscriber:
     """A WebSocket client subscribed to sessions."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
-        # the client's pure-Python UTF-8 check costs more than the server's work
-        # per frame; decoding the text checks it anyway
-        self.conn = websocket.create_connection(
-            base_url.replace("http://", "ws://") + "/ws",
-            timeout=timeout,
-            skip_utf8_validation=True,
+        self.conn = BenchWebSocket(
+            base_url.replace("http://", "ws://") + "/ws", timeout=timeout
         )
 
     def subscribe(self, session_id: str, after: int | None = None) -> None:
