@@ -17,6 +17,26 @@ ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
 
+# CPUs for the servers under test (set by ``pin``); empty: they share every CPU
+SERVER_CPUS: set[int] = set()
+
+
+def pin() -> dict | None:
+    """Give the servers the first CPU, this driver (and the fake) the others.
+
+    On a machine where everything shares two cores, the fake model and the driver
+    otherwise take CPU from the server in the bursts that set its p99. Returns the
+    placement, or None with fewer than two CPUs.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    SERVER_CPUS.clear()
+    SERVER_CPUS.add(cpus[0])
+    os.sched_setaffinity(0, set(cpus[1:]))  # the fake and the floor inherit this
+    return {"servers": [cpus[0]], "driver_and_fake": cpus[1:]}
+
+
 def raise_file_limit(wanted: int = 65536) -> int:
     """Raise this process's (and its children's) open-file limit; returns the new one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -36,7 +56,12 @@ class Proc:
     """A child process in its own process group, stopped with the group."""
 
     def __init__(
-        self, argv: list[str], *, env: dict | None = None, name: str = ""
+        self,
+        argv: list[str],
+        *,
+        env: dict | None = None,
+        name: str = "",
+        cpus: set[int] | None = None,
     ) -> None:
         self.name = name or argv[0]
         self.argv = argv
@@ -50,6 +75,8 @@ class Proc:
             stderr=self.log,
             text=True,
             start_new_session=True,
+            # the driver is one gevent thread: preexec_fn is safe here
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
 
     def errors(self) -> str:
@@ -99,7 +126,7 @@ def gunicorn(app: str, port: int, env: dict, *, connections: int = 4000) -> Proc
         "warning",
         app,
     ]
-    return Proc(argv, env=env, name=app)
+    return Proc(argv, env=env, name=app, cpus=SERVER_CPUS or None)
 
 
 def start_server(

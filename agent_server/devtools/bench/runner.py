@@ -23,6 +23,7 @@ from agent_server.devtools.bench import (
 from agent_server.devtools.bench.procs import (
     ROOT,
     Proc,
+    pin,
     raise_file_limit,
     start_fake,
     start_raw_server,
@@ -254,9 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="small sizes, < 60 s")
     parser.add_argument("--out", type=Path, help="JSON path (default bench-results/)")
     parser.add_argument("--only", nargs="*", choices=ONLY, default=list(ONLY))
+    parser.add_argument(
+        "--share-cpus",
+        action="store_true",
+        help="run the servers on every CPU with the driver and the fake (default: "
+        "the servers get one CPU of their own)",
+    )
     args = parser.parse_args(argv)
     cfg = TINY if args.tiny else FULL
     files = raise_file_limit()
+    placement = None if args.share_cpus else pin()
     started = time.time()
     results = run(cfg, set(args.only))
     results["targets"] = [
@@ -270,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             ["scripts/bench", *(argv if argv is not None else sys.argv[1:])]
         ),
         "cpus": os.cpu_count(),
+        "placement": placement or "shared",
         "python": platform.python_version(),
         "open_files_limit": files,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
