@@ -22,6 +22,25 @@ _READ = 256 * 1024
 TEXT, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x0, 0x8, 0x9, 0xA
 
 
+def _wait_then_recv(sock):
+    """``recv`` that waits for data first on a gevent socket (as the server's model
+    stream does): gevent's own tries the read first, and when frames trickle in that
+    read fails with EAGAIN, an exception per frame."""
+    raw, wait = getattr(sock, "_sock", None), getattr(sock, "_wait", None)
+    if raw is None or wait is None:  # not gevent-patched
+        return sock.recv
+
+    def recv(size: int) -> bytes:
+        while True:
+            wait(sock._read_event)
+            try:
+                return raw.recv(size)
+            except BlockingIOError:
+                continue
+
+    return recv
+
+
 class WebSocketClosed(ConnectionError):
     """The server closed the connection (``code`` from its close frame, if any)."""
 
@@ -48,6 +67,7 @@ class BenchWebSocket:
         sock.connect((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+        self._recv = _wait_then_recv(sock)
         self._buf = bytearray()
         self._handshake(host, port, parts.path or "/")
 
@@ -74,7 +94,7 @@ class BenchWebSocket:
             raise ConnectionError("WebSocket handshake: wrong Sec-WebSocket-Accept")
 
     def _fill(self) -> None:
-        chunk = self.sock.recv(_READ)
+        chunk = self._recv(_READ)
         if not chunk:
             raise WebSocketClosed(None, "the connection ended")
         self._buf += chunk
