@@ -62,3 +62,23 @@ def test_tiny_bench_writes_every_measurement(tmp_path):
 
     assert {row["what"] for row in r["targets"]} >= {"(2) share of raw limit"}
     assert "wrote" in done.stdout
+    assert r["meta"]["placement"] == "shared" or r["meta"]["placement"]["servers"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
+def test_the_profiling_window_reports_latency_and_cpu_per_process():
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "window", "2", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    assert report["latency"]["n"] == 40
+    assert report["errors"] == 0 and report["missing_deltas"] == 0
+    cpu = report["cpu_s"]
+    assert set(cpu) == {"server", "fake", "driver"}
+    assert all(_number(v) and v >= 0 for v in cpu.values())
