@@ -46,9 +46,10 @@ def check_sandboxes(manager: SessionManager) -> None:
 
 
 def flush_event_logs(manager: SessionManager) -> None:
-    """Write every session's queued events (text deltas coalesced) in one adapter call.
+    """Write every session's queued events (text deltas coalesced).
 
-    One transaction per round instead of one per session (append_events_many).
+    One adapter call (append_events_many: one transaction) per 16 sessions rather than
+    one per session; other greenlets run between the calls (flush_logs).
     """
     sessions = [s for s in manager.get_loaded_sessions() if s.log.has_pending]
     if not sessions:
