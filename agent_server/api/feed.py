@@ -32,6 +32,7 @@ class Outbox:
         self._items: deque = deque()
         # sends an item at once without blocking, or returns False to have it queued
         self.direct: Callable[[object], bool] | None = None
+        self.sending = False  # the writer holds items it took and has not written yet
         self._signal = Signal()
         self.limit = limit
         self._replayed = 0  # replayed items waiting, not counted against the limit
@@ -46,8 +47,13 @@ class Outbox:
         """
         if self.closed:
             return
-        direct = self.direct
-        if direct is not None and not replay and not self._items and direct(item):
+        if (
+            self.direct is not None
+            and not replay
+            and not self._items
+            and not self.sending
+            and self._send_directly(item)
+        ):
             return
         if not replay and len(self._items) - self._replayed >= self.limit:
             self.close(
@@ -60,15 +66,29 @@ class Outbox:
             self._replayed += 1
         self._signal.set()
 
+    def _send_directly(self, item) -> bool:
+        try:
+            return self.direct(item)
+        except Exception:  # e.g. data that is not JSON: the writer reports it as usual
+            return False
+
     def take(self, timeout: float | None = None) -> list:
-        """Everything waiting (possibly nothing after ``timeout``); [] once closed."""
+        """Everything waiting (possibly nothing after ``timeout``); [] once closed.
+
+        Until the writer calls ``sent()``, live items queue behind what it took.
+        """
         if not self._items and not self.closed:
             self._signal.wait(timeout)
         self._signal.clear()
         items = list(self._items)
         self._items.clear()
         self._replayed = 0
+        self.sending = bool(items)
         return items
+
+    def sent(self) -> None:
+        """The writer has written what it took (or given up on it)."""
+        self.sending = False
 
     def wake(self) -> None:
         """Wake the writer with nothing queued (the transport has bytes of its own)."""

@@ -104,7 +104,10 @@ class Connection:
             while True:
                 items = outbox.take()
                 if items or ws.owes:
-                    ws.send_events(items)
+                    try:
+                        ws.send_events(items)
+                    finally:
+                        outbox.sent()
                 elif outbox.closed:
                     return
         except (ConnectionClosed, OSError):

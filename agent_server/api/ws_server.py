@@ -32,12 +32,19 @@ class _WholeSendSocket:
         # bytes must go through the SSL object
         self._raw = None if hasattr(sock, "cipher") else getattr(sock, "_sock", None)
         self.owed = b""  # bytes of a frame try_send began; they go before anything else
+        self._senders = 0  # send() calls waiting for the lock or holding it
 
     def send(self, data: bytes) -> int:
-        with self._lock:
-            if self.owed:
-                data, self.owed = self.owed + data, b""
-            self._sock.sendall(data)
+        # counted from before the lock is asked for: a greenlet woken to take a
+        # released lock has not taken it yet, and its bytes must go before try_send's
+        self._senders += 1
+        try:
+            with self._lock:
+                if self.owed:
+                    data, self.owed = self.owed + data, b""
+                self._sock.sendall(data)
+        finally:
+            self._senders -= 1
         return len(data)
 
     def try_send(self, data: bytes) -> bool:
@@ -47,7 +54,7 @@ class _WholeSendSocket:
         when nothing was written and the caller should queue it for the writer.
         """
         raw = self._raw
-        if raw is None or self.owed or self._lock.locked():
+        if raw is None or self.owed or self._senders:
             return False
         try:
             sent = raw.send(data)

@@ -100,7 +100,7 @@ def event_rows(events: Sequence[StoredEvent]) -> list[tuple[int, str, str]]:
             raise ValueError(
                 f"event data must be a mapping, not {type(e.data).__name__}"
             )
-        rows.append((e.seq, e.name, to_json(e.data, "event data")))
+        rows.append((e.seq, e.name, to_json(dict(e.data), "event data")))
     return rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 
 import pytest
 
@@ -258,6 +259,14 @@ def test_many_events_in_one_append(store):
     store.append_events("s1", events(*range(1, 1201)))
     rows = store.list_events("s1", after_seq=1000)
     assert [e.seq for e in rows] == list(range(1001, 1201))
+
+
+def test_event_data_may_be_any_mapping_and_comes_back_a_dict(store):
+    data = MappingProxyType({"text": "hé", "nested": {"n": [1, 2]}})
+    store.append_events("s1", [StoredEvent(1, "x", data)])
+    store.append_events_many({"s2": [StoredEvent(1, "x", data)]})
+    for sid in ("s1", "s2"):
+        assert store.list_events(sid)[0].data == {"text": "hé", "nested": {"n": [1, 2]}}
 
 
 # -- deleting a session --------------------------------------------------------------------
