@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import gevent
+
 from agent_server.devtools.bench.wsclient import BenchWebSocket
 
 TURN_END = {
@@ -112,12 +114,25 @@ class Subscriber:
         self.conn = BenchWebSocket(
             base_url.replace("http://", "ws://") + "/ws", timeout=timeout
         )
+        # one deadline per call below rather than a gevent Timeout per socket read
+        # (a tenth of the driver's CPU at 5,000 frames/s)
+        self.conn.settimeout(None)
+        self.timeout = timeout
+
+    def _deadline(self, what: str) -> gevent.Timeout:
+        return gevent.Timeout(
+            self.timeout, TimeoutError(f"{what}: nothing within {self.timeout:g} s")
+        )
 
     def subscribe(self, session_id: str, after: int | None = None) -> None:
         message = {"type": "subscribe", "sessionId": session_id}
         if after is not None:
             message["after"] = after
         self.conn.send(json.dumps(message))
+        with self._deadline("subscribe"):
+            return self._subscribed()
+
+    def _subscribed(self) -> None:
         while True:
             event = json.loads(self.conn.recv())
             if event["event"] == "session:status" and event["seq"] is None:
@@ -128,20 +143,26 @@ class Subscriber:
     def ping(self) -> bool:
         """True when the server answers a ping (other events may come first)."""
         self.conn.send('{"type":"ping"}')
-        while True:
-            if json.loads(self.conn.recv())["event"] == "pong":
-                return True
+        with self._deadline("ping"):
+            while True:
+                if json.loads(self.conn.recv())["event"] == "pong":
+                    return True
 
     def first_delta(self) -> float:
         """perf_counter when the next block:delta arrives."""
-        while True:
-            raw = self.conn.recv()
-            if '"session:block:delta"' in raw:
-                return time.perf_counter()
+        with self._deadline("first delta"):
+            while True:
+                raw = self.conn.recv()
+                if '"session:block:delta"' in raw:
+                    return time.perf_counter()
 
     def until_turn_end(self, turn: Turn | None = None) -> Turn:
         """Read until the turn ends, timing every stamped delta on arrival."""
         turn = turn or Turn()
+        with self._deadline("turn end"):
+            return self._read_turn(turn)
+
+    def _read_turn(self, turn: Turn) -> Turn:
         recv, loads = self.conn.recv, json.loads
         while True:
             raw = recv()
