@@ -17,18 +17,23 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
-def test_tiny_bench_writes_every_measurement(tmp_path):
-    out = tmp_path / "bench.json"
+def _bench(*args: str, timeout: float) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [str(ROOT / "scripts" / "bench"), "--tiny", "--out", str(out)],
+        [str(ROOT / "scripts" / "bench"), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
+def test_tiny_bench_writes_every_measurement(tmp_path):
+    out = tmp_path / "bench.json"
+    done = _bench("--tiny", "--out", str(out), timeout=180)
     r = json.loads(out.read_text())
 
     assert [x["sessions"] for x in r["latency"]] == [1, 10]
@@ -67,15 +72,7 @@ def test_tiny_bench_writes_every_measurement(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
 def test_the_profiling_window_reports_latency_and_cpu_per_process():
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "bench"), "window", "2", "20"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = _bench("window", "2", "20", timeout=120)
     report = json.loads(done.stdout[done.stdout.index("{") :])
     assert report["latency"]["n"] == 40
     assert report["errors"] == 0 and report["missing_deltas"] == 0

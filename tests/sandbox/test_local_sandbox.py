@@ -65,6 +65,16 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def spawn_and_wait(sb, command: str, marker: str, processes: int) -> gevent.Greenlet:
+    """Run ``command`` in a greenlet; return once ``processes`` of it are running."""
+    g = gevent.spawn(sb.exec, command, timeout=60)
+    deadline = time.monotonic() + 5
+    while len(processes_with(marker)) < processes and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert len(processes_with(marker)) >= processes
+    return g
+
+
 def wait_until_gone(marker: str, within: float = 5.0) -> list[int]:
     deadline = time.monotonic() + within
     while (left := processes_with(marker)) and time.monotonic() < deadline:
@@ -143,11 +153,7 @@ def test_background_children_end_with_the_command(local):
 def test_killing_the_calling_greenlet_kills_the_command(local, exc):
     sb = local.create("s1")
     marker = sleeper_marker()
-    g = gevent.spawn(sb.exec, f"sleep {marker} & sleep {marker}; ", timeout=60)
-    deadline = time.monotonic() + 5
-    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    assert len(processes_with(marker)) >= 2
+    g = spawn_and_wait(sb, f"sleep {marker} & sleep {marker}; ", marker, 2)
     g.kill(exc)
     assert g.dead
     if isinstance(exc, BaseException):
@@ -162,11 +168,7 @@ def test_under_bwrap_a_child_in_its_own_session_ends_with_the_command(tmp_path):
     require_bwrap()
     sb = LocalSandboxProvider(tmp_path, use_bwrap=True).create("s1")
     marker = sleeper_marker()
-    g = gevent.spawn(sb.exec, f"(setsid sleep {marker} &); sleep {marker}", timeout=60)
-    deadline = time.monotonic() + 5
-    while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
-        gevent.sleep(0.02)
-    assert len(processes_with(marker)) >= 3
+    g = spawn_and_wait(sb, f"(setsid sleep {marker} &); sleep {marker}", marker, 3)
     g.kill(TurnInterrupted("stop"))
     assert wait_until_gone(marker) == []
 
