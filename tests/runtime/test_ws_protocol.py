@@ -1,4 +1,8 @@
-"""The WebSocket under load: a slow client is cut off alone; an 8 MB frame arrives whole."""
+"""The WebSocket under load and on every path.
+
+A slow client is cut off alone, frames arrive whole and in order, and a client that
+negotiated compression gets compressed frames.
+"""
 
 from __future__ import annotations
 
@@ -137,3 +141,63 @@ def test_an_8_mb_block_arrives_whole(server, fake_model):
     assert ws.next(lambda e: e["event"] == "pong")
     assert server.get(f"/sessions/{sid}/files/big.txt").raw == content.encode()
     ws.close()
+
+
+def test_a_client_that_negotiates_compression_gets_compressed_frames_in_order(
+    server, fake_model
+):
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request, TextMessage
+    from wsproto.extensions import PerMessageDeflate
+
+    sid = server.create_session()
+    sock = socket.create_connection(("127.0.0.1", server.server.server_port))
+    sock.settimeout(15)
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock.sendall(
+        ws.send(
+            Request(
+                host="127.0.0.1",
+                target="/ws",
+                extensions=[PerMessageDeflate()],
+                extra_headers=[(b"authorization", f"Bearer {server.api_key}".encode())],
+            )
+        )
+    )
+    events, raw_frames, accepted, parts = [], [], None, []
+
+    def pump() -> None:
+        nonlocal accepted
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        if accepted:
+            raw_frames.append(data)
+        ws.receive_data(data)
+        for ev in ws.events():
+            if isinstance(ev, AcceptConnection):
+                accepted = ev
+            elif isinstance(ev, TextMessage):
+                parts.append(ev.data)
+                if ev.message_finished:
+                    events.append(json.loads("".join(parts)))
+                    parts.clear()
+
+    while accepted is None:
+        pump()
+    assert any(isinstance(e, PerMessageDeflate) for e in accepted.extensions)
+    sock.sendall(
+        ws.send(TextMessage(json.dumps({"type": "subscribe", "sessionId": sid})))
+    )
+    words = [f"word{i} " for i in range(30)]
+    fake_model.enqueue(reply(text("".join(words), chunks=30)))
+    server.message(sid, "say something")
+    while not any(e["event"] == "session:turn:completed" for e in events):
+        pump()
+
+    deltas = [e["data"]["delta"] for e in events if e["event"] == "session:block:delta"]
+    assert "".join(deltas) == "".join(words)
+    seqs = [e["seq"] for e in events if e["seq"] is not None]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    # the frames on the wire were compressed (RSV1 set), not the plain fast path
+    assert all(frame[0] & 0x40 for frame in raw_frames if frame[0] & 0x0F == 1)
+    sock.close()
