@@ -26,6 +26,7 @@ import h11
 import httpx2
 
 from agent_server.errors import ModelError
+from agent_server.sockets import wait_then_recv
 
 # error event type -> (code, status, retryable); for an `event: error` mid-stream
 _EVENT_ERRORS = {
@@ -205,7 +206,7 @@ class _ChunkedSSE:
         # the bytes h11 read past the headers are the start of the body
         pending = buffer.maybe_extract_at_most(len(buffer)) or b""
         sock.settimeout(None)  # no gevent Timeout per read: the watchdog keeps time
-        return cls(_receiver(sock), state, bytes(pending))
+        return cls(wait_then_recv(sock), state, bytes(pending))
 
     def __init__(self, recv, state: h11.Connection, pending: bytes) -> None:
         self.recv = recv
@@ -308,30 +309,6 @@ class _ChunkedSSE:
                     return
         except (OSError, ValueError, h11.ProtocolError):
             return
-
-
-def _receiver(sock):
-    """``recv(n)`` for the socket: on a plain gevent socket, wait first, then read.
-
-    gevent's ``recv`` tries the read first; when deltas trickle in, that read almost
-    always fails with EAGAIN (a syscall and an exception per delta) before waiting.
-    TLS sockets keep their own ``recv``: decrypted bytes may already be buffered.
-    """
-    raw = getattr(sock, "_sock", None)
-    wait = getattr(sock, "_wait", None)
-    if raw is None or wait is None or hasattr(sock, "cipher"):  # TLS
-        return sock.recv
-    raw_recv = raw.recv
-
-    def recv(size: int) -> bytes:
-        while True:
-            wait(sock._read_event)  # raises if the socket is closed meanwhile
-            try:
-                return raw_recv(size)
-            except BlockingIOError:
-                continue
-
-    return recv
 
 
 class ReadWatchdog:

@@ -21,6 +21,8 @@ import simple_websocket
 from wsproto.connection import ConnectionState
 from wsproto.events import TextMessage
 
+from agent_server.sockets import os_socket
+
 
 class _WholeSendSocket:
     """Wraps a socket so ``send`` means ``sendall``, one writer at a time."""
@@ -28,9 +30,7 @@ class _WholeSendSocket:
     def __init__(self, sock) -> None:
         self._sock = sock
         self._lock = threading.Lock()
-        # the OS-level socket under gevent's (non-blocking); never under TLS, whose
-        # bytes must go through the SSL object
-        self._raw = None if hasattr(sock, "cipher") else getattr(sock, "_sock", None)
+        self._raw = os_socket(sock)  # for try_send's write that must not yield
         self.owed = b""  # bytes of a frame try_send began; they go before anything else
         self._senders = 0  # send() calls waiting for the lock or holding it
 

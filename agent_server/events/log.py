@@ -57,23 +57,20 @@ class Event:
     def wire(self) -> str:
         """The JSON text sent to clients (``{"event", "sessionId", "seq", "data"}``)."""
         if self._wire is None:
-            data = self.data
+            parts = _delta_parts(self.name, self.data)
             if (
-                self.name == BLOCK_DELTA
-                and len(data) == 3
+                parts is not None
                 and type(self.seq) is int
                 and type(self.session_id) is str
-                and type(data.get("conversationId")) is str
-                and type(data.get("blockId")) is str
-                and type(data.get("delta")) is str
             ):
                 # the hot path, built by hand: the general encoder cost ~10 µs a delta
+                cid, block_id, delta = parts
                 self._wire = _DELTA_WIRE % (
                     _string(self.session_id),
                     self.seq,
-                    _string(data["conversationId"]),
-                    _string(data["blockId"]),
-                    _string(data["delta"]),
+                    _string(cid),
+                    _string(block_id),
+                    _string(delta),
                 )
             else:
                 self._wire = _encode(self.to_dict())
@@ -235,21 +232,28 @@ class EventLog:
         return stored + [_from_ring(sid, entry) for entry in ring]
 
 
+def _delta_parts(name: str, data: dict) -> tuple[str, str, str] | None:
+    """(conversationId, blockId, delta) of a plain text delta; None for anything else."""
+    if name != BLOCK_DELTA or len(data) != 3:
+        return None
+    cid, block_id, delta = parts = (
+        data.get("conversationId"),
+        data.get("blockId"),
+        data.get("delta"),
+    )
+    if type(cid) is str and type(block_id) is str and type(delta) is str:
+        return parts
+    return None
+
+
 def _ring_entry(seq: int, name: str, data: dict) -> tuple:
     """What the ring keeps of an event: for a text delta, (seq, cid, block, text).
 
     A tuple of strings is soon dropped by the garbage collector's tracking; one that
     holds a dict is tracked for good. Other events keep (seq, name, data).
     """
-    if name == BLOCK_DELTA and len(data) == 3:
-        cid, block_id, delta = (
-            data.get("conversationId"),
-            data.get("blockId"),
-            data.get("delta"),
-        )
-        if type(cid) is str and type(block_id) is str and type(delta) is str:
-            return (seq, cid, block_id, delta)
-    return (seq, name, data)
+    parts = _delta_parts(name, data)
+    return (seq, *parts) if parts is not None else (seq, name, data)
 
 
 def _from_ring(session_id: str, entry: tuple) -> Event:

@@ -17,28 +17,11 @@ import os
 import socket
 from urllib.parse import urlsplit
 
+from agent_server.sockets import wait_then_recv
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _READ = 256 * 1024
 TEXT, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x0, 0x8, 0x9, 0xA
-
-
-def _wait_then_recv(sock):
-    """``recv`` that waits for data first on a gevent socket (as the server's model
-    stream does): gevent's own tries the read first, and when frames trickle in that
-    read fails with EAGAIN, an exception per frame."""
-    raw, wait = getattr(sock, "_sock", None), getattr(sock, "_wait", None)
-    if raw is None or wait is None:  # not gevent-patched
-        return sock.recv
-
-    def recv(size: int) -> bytes:
-        while True:
-            wait(sock._read_event)
-            try:
-                return raw.recv(size)
-            except BlockingIOError:
-                continue
-
-    return recv
 
 
 class WebSocketClosed(ConnectionError):
@@ -53,21 +36,17 @@ class WebSocketClosed(ConnectionError):
 class BenchWebSocket:
     """One client connection; ``recv`` returns each text message as str."""
 
-    def __init__(
-        self, url: str, *, timeout: float = 60.0, rcvbuf: int | None = None
-    ) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         parts = urlsplit(url)
         if parts.scheme != "ws":
             raise ValueError(f"only ws:// URLs are supported, not {url!r}")
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(timeout)
         sock.connect((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
-        self._recv = _wait_then_recv(sock)
+        self._recv = wait_then_recv(sock)
         self._buf = bytearray()
         self._handshake(host, port, parts.path or "/")
 
