@@ -5,10 +5,13 @@ Under gevent (see STACK-NOTES):
   at the end, so greenlets never share a connection mid-query. Peewee keeps the
   current connection in a ``threading.local``, which gevent makes greenlet-local.
 - PostgreSQL: psycopg 3 waits cooperatively when imported after gevent's patch.
-- SQLite: its busy handler sleeps inside C and blocks the hub, so writers never wait
-  on SQLite's lock: one process-wide lock per database file is held around each short
-  write transaction (BEGIN IMMEDIATE ... COMMIT, no I/O inside), and WAL lets readers
-  go on meanwhile.
+- SQLite: its busy handler sleeps inside C and blocks the hub, so greenlets never
+  wait on SQLite's lock for each other: one process-wide lock per database file is
+  held around each short write transaction (BEGIN IMMEDIATE ... COMMIT), and WAL lets
+  readers go on meanwhile. What can still wait inside C (BEGIN IMMEDIATE behind
+  another process's write, COMMIT running a WAL checkpoint: 10-25 ms of fsync and
+  copying under streaming load) and the bulk event inserts run on a native thread
+  (``execute``): the hub, and every stream, runs on meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import peewee
+from gevent import get_hub
 from playhouse.pool import (
     MaxConnectionsExceeded,
     PooledPostgresqlDatabase,
@@ -153,9 +157,7 @@ class PeeweeConnections:
             try:
                 with translated(action, self.target.where):
                     if write:
-                        self._db.execute_sql(
-                            "BEGIN IMMEDIATE" if self._write_lock else "BEGIN"
-                        )
+                        self.execute("BEGIN IMMEDIATE" if self._write_lock else "BEGIN")
                     try:
                         yield
                     except Exception:
@@ -163,7 +165,7 @@ class PeeweeConnections:
                             self._rollback()
                         raise
                     if write:
-                        self._db.execute_sql("COMMIT")
+                        self.execute("COMMIT")
             except BaseException as exc:
                 # killed mid-call (GreenletExit, gevent.Timeout, an interrupt): the
                 # connection may be mid-query, so it is closed, not pooled again
@@ -171,6 +173,19 @@ class PeeweeConnections:
                 raise
             finally:
                 self._release(discard)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """One statement on this greenlet's connection (inside ``op``); its cursor.
+
+        Under a SQLite file it runs on a native thread while the greenlet waits
+        (``_off_hub``); elsewhere as peewee's ``execute_sql``. Errors are peewee's.
+        """
+        if self._write_lock is None or self._memory:
+            return self._db.execute_sql(sql, params)
+        cursor = self._db.cursor()
+        with peewee.__exception_wrapper__:
+            _off_hub(cursor.execute, sql, params)
+        return cursor
 
     def _connect(self) -> None:
         try:
@@ -207,6 +222,25 @@ class PeeweeConnections:
                 self._db.close()
         except VENDOR_ERRORS as exc:
             logger.warning("releasing a connection to %s: %s", self.target.where, exc)
+
+
+def _off_hub(fn, *args):
+    """``fn(*args)`` on a native thread of gevent's pool; this greenlet waits for it.
+
+    sqlite3 lets go of the GIL while SQLite works, so the hub runs every other greenlet
+    meanwhile. A greenlet killed while it waits (a Timeout, an interrupt) still waits
+    for the call to end before the kill goes on: the connection is in use until then.
+    """
+    call = get_hub().threadpool.spawn(fn, *args)
+    try:
+        return call.get()
+    except BaseException:
+        while not call.ready():
+            try:
+                call.wait()
+            except BaseException:  # killed again: the connection is still busy
+                continue
+        raise
 
 
 def _parse_url(url: str) -> DatabaseTarget:

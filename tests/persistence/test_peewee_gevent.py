@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import gevent
@@ -57,6 +58,68 @@ def test_fifty_greenlet_writers_on_one_sqlite_file_never_hit_a_locked_database(
     finally:
         for store in stores:
             store.close()
+
+
+def hold_write_lock(path, seconds: float) -> gevent.Greenlet:
+    """Another process's view: a raw connection holds SQLite's write lock a while."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+
+    def release():
+        gevent.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    return gevent.spawn(release)
+
+
+def test_a_sqlite_write_waiting_for_another_process_lets_other_greenlets_run(
+    tmp_path,
+):
+    path = tmp_path / "shared.db"
+    store = PeeweePersistence(f"sqlite:///{path}")
+    ticks = 0
+
+    def tick():
+        nonlocal ticks
+        while True:
+            gevent.sleep(0.01)
+            ticks += 1
+
+    try:
+        holder = hold_write_lock(path, 0.6)
+        ticker = gevent.spawn(tick)
+        started = time.monotonic()
+        # waits inside SQLite (busy_timeout) until the other connection commits
+        store.append_events("s", [StoredEvent(1, "e", {"i": 1})])
+        waited = time.monotonic() - started
+        ticker.kill()
+        holder.join()
+        assert 0.5 <= waited < 3
+        # with the wait on the hub, nothing else would run (and the holder could
+        # never commit: the write would fail after busy_timeout)
+        assert ticks >= 30
+        assert [e.seq for e in store.list_events("s")] == [1]
+    finally:
+        store.close()
+
+
+def test_a_greenlet_killed_while_its_sqlite_write_waits_leaves_a_usable_store(
+    tmp_path,
+):
+    path = tmp_path / "shared.db"
+    store = PeeweePersistence(f"sqlite:///{path}", max_connections=1, pool_timeout=2)
+    try:
+        holder = hold_write_lock(path, 0.5)
+        with pytest.raises(gevent.Timeout), gevent.Timeout(0.1):
+            store.append_events("s", [StoredEvent(1, "e", {"i": 1})])
+        holder.join()
+        # the killed write stored nothing and gave its connection back
+        assert store.list_events("s") == []
+        store.append_events("s", [StoredEvent(1, "e", {"i": 2})])
+        assert [e.data for e in store.list_events("s")] == [{"i": 2}]
+    finally:
+        store.close()
 
 
 def test_postgres_writers_in_many_greenlets_share_a_bounded_pool(pg_url):
