@@ -188,6 +188,10 @@ class AgentSession:
                 self._turn.kill(TurnInterrupted("interrupted by user"), block=False)
             self._turn.join()
         finally:
+            # its end event is out: to GET /sessions/:id the turn no longer runs while
+            # it is stored below (those writes let other greenlets, and requests, run)
+            self._turn = None
+            self.current_message_id = None
             metadata = {
                 k: v for k, v in self.record.metadata.items() if k != "turnInFlight"
             }

@@ -237,3 +237,19 @@ def test_messages_still_queued_when_the_session_is_unloaded_are_reported_failed(
     interrupted = ws.seen_or_next(lambda e: e["event"] == "session:turn:interrupted")
     assert interrupted["data"]["messageId"] == first["messageId"]
     ws.close()
+
+
+def test_right_after_the_turn_ends_the_session_reports_no_turn_running(
+    server, fake_model
+):
+    # a client that GETs the session as soon as it sees the end event must not be
+    # told the turn still runs (its transcript and record are stored after the event)
+    sid = server.create_session()
+    ws = server.ws()
+    ws.subscribe(sid)
+    for n in range(1, 6):
+        fake_model.enqueue(reply(text(f"answer {n}")))
+        server.message(sid, f"message {n}")
+        _turn_ends(ws, n)
+        turn = server.get(f"/sessions/{sid}").body["runtime"]["turn"]
+        assert turn == {"running": False, "queued": 0, "messageId": None}, n
