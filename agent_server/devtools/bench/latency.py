@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 from agent_server.devtools.bench.client import summary
+from agent_server.devtools.bench.procs import SERVER_CPUS
 from agent_server.devtools.bench.streams import run_streams
 
 RATE = 50.0  # deltas per second per session
 
 
 def floor(model_url: str, sessions: int, deltas: int) -> list[float]:
-    """Ages of the deltas as the SDK alone yields them, in a process of its own."""
+    """Ages of the deltas as the SDK alone yields them, in a process of its own.
+
+    It runs where the server runs (the servers' CPU when ``pin`` placed them), so that
+    server minus floor compares the two paths on the same core.
+    """
     argv = [sys.executable, "-m", "agent_server.devtools.bench.floor"]
     argv += [model_url, str(sessions), str(deltas), str(RATE)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
+    cpus = set(SERVER_CPUS)
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        # the driver is one gevent thread: preexec_fn is safe here
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 

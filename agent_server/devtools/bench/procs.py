@@ -22,7 +22,8 @@ SERVER_CPUS: set[int] = set()
 
 
 def pin() -> dict | None:
-    """Give the servers the first CPU, this driver (and the fake) the others.
+    """Give the servers (and the floor process) the first CPU, this driver and the
+    fake the others.
 
     On a machine where everything shares two cores, the fake model and the driver
     otherwise take CPU from the server in the bursts that set its p99. Returns the
@@ -33,7 +34,7 @@ def pin() -> dict | None:
         return None
     SERVER_CPUS.clear()
     SERVER_CPUS.add(cpus[0])
-    os.sched_setaffinity(0, set(cpus[1:]))  # the fake and the floor inherit this
+    os.sched_setaffinity(0, set(cpus[1:]))  # the fake inherits this
     return {"servers": [cpus[0]], "driver_and_fake": cpus[1:]}
 
 
