@@ -68,6 +68,8 @@ def test_tiny_bench_writes_every_measurement(tmp_path):
     assert {row["what"] for row in r["targets"]} >= {"(2) share of raw limit"}
     assert "wrote" in done.stdout
     assert r["meta"]["placement"] == "shared" or r["meta"]["placement"]["servers"]
+    assert r["databases"]["main"] == "sqlite"
+    assert r["databases"]["postgres"] == "postgresql"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
@@ -79,3 +81,23 @@ def test_the_profiling_window_reports_latency_and_cpu_per_process():
     cpu = report["cpu_s"]
     assert set(cpu) == {"server", "fake", "driver"}
     assert all(_number(v) and v >= 0 for v in cpu.values())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the bench reads /proc")
+def test_the_bench_can_run_the_server_on_postgresql(tmp_path):
+    out = tmp_path / "bench.json"
+    _bench(
+        "--tiny",
+        "--database",
+        "postgres",
+        "--only",
+        "first_delta",
+        "--out",
+        str(out),
+        timeout=120,
+    )
+    r = json.loads(out.read_text())
+    assert r["meta"]["database"] == "postgres"
+    assert r["databases"] == {"main": "postgresql"}
+    for kind in ("cold", "warm"):
+        assert _number(r["first_delta"][kind]["p50_ms"])

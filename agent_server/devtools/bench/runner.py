@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from agent_server.devtools.bench import (
@@ -73,6 +74,7 @@ class Bench:
         self.workdir = workdir
         self.procs: list[Proc] = []
         self.commands: dict[str, str] = {}
+        self.databases: dict[str, str] = {}  # each server's store: sqlite / postgres
         fake, self.model_url = start_fake()
         self._keep("fake", fake)
 
@@ -85,6 +87,7 @@ class Bench:
         data = self.workdir / label
         data.mkdir()
         proc, url = start_server(data, self.model_url, database_url)
+        self.databases[label] = (database_url or "sqlite").split(":", 1)[0]
         self._keep("server", proc)
         return proc, url
 
@@ -97,13 +100,27 @@ class Bench:
             proc.stop()
 
 
-def run(cfg: dict, only: set[str]) -> dict:
+def run(cfg: dict, only: set[str], database: str = "sqlite") -> dict:
+    """The measurements in ``only``; (1)-(4) store in ``database`` (sqlite, postgres)."""
+    with ExitStack() as stack:
+        main_db = None
+        if database == "postgres" and only & {"latency", "throughput", "first_delta"}:
+            main_db = stack.enter_context(storage.fresh_database())
+        capacity_db = None
+        if database == "postgres" and "capacity" in only:
+            capacity_db = stack.enter_context(storage.fresh_database())
+        return _run(cfg, only, main_db, capacity_db)
+
+
+def _run(
+    cfg: dict, only: set[str], main_db: str | None, capacity_db: str | None
+) -> dict:
     results: dict = {}
     workdir = Path(tempfile.mkdtemp(prefix="agent-server-bench-"))
     bench = Bench(workdir)
     try:
         if only & {"latency", "throughput", "first_delta"}:
-            proc, url = bench.server("main")
+            proc, url = bench.server("main", main_db)
             if "latency" in only:
                 results["latency"] = [
                     latency.measure(url, bench.model_url, n, cfg["latency_deltas"])
@@ -122,7 +139,7 @@ def run(cfg: dict, only: set[str]) -> dict:
                 )
             bench.stop(proc)
         if "capacity" in only:
-            proc, url = bench.server("capacity")
+            proc, url = bench.server("capacity", capacity_db)
             results["capacity"] = capacity.measure(
                 url,
                 worker_pid(proc),
@@ -137,6 +154,7 @@ def run(cfg: dict, only: set[str]) -> dict:
         bench.close()
         shutil.rmtree(workdir, ignore_errors=True)
     results["commands"] = bench.commands
+    results["databases"] = bench.databases
     return results
 
 
@@ -261,12 +279,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run the servers on every CPU with the driver and the fake (default: "
         "the servers get one CPU of their own)",
     )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="where the servers of (1)-(4) store (postgres: a fresh database on "
+        "127.0.0.1, dropped afterwards); (5) and (6) name theirs",
+    )
     args = parser.parse_args(argv)
     cfg = TINY if args.tiny else FULL
     files = raise_file_limit()
     placement = None if args.share_cpus else pin()
     started = time.time()
-    results = run(cfg, set(args.only))
+    results = run(cfg, set(args.only), args.database)
     results["targets"] = [
         {"what": w, "target": t, "measured": v, "met": m}
         for w, t, v, m in targets(results)
@@ -279,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "cpus": os.cpu_count(),
         "placement": placement or "shared",
+        "database": args.database,
         "python": platform.python_version(),
         "open_files_limit": files,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
