@@ -172,7 +172,8 @@ class PeeweePersistence(PersistenceAdapter):
             if key in clean:
                 clean[key] = to_json(clean[key], key)
         where = SessionRow.session_id == session_id
-        with self._op(f"updating session {session_id!r}", write=True):
+        # one statement either way: see create_session_record
+        with self._op(f"updating session {session_id!r}", write=True, single=True):
             if clean:
                 changed = SessionRow.update(clean).where(where).execute(self._db)
             else:
@@ -190,7 +191,9 @@ class PeeweePersistence(PersistenceAdapter):
             conflict_target=[TranscriptRow.session],
             preserve=[TranscriptRow.raw_transcript],
         )
-        with self._op(f"saving the transcript of {session_id!r}", write=True):
+        with self._op(
+            f"saving the transcript of {session_id!r}", write=True, single=True
+        ):
             self._execute_for_session(query, session_id)
 
     def save_workspace_file(self, session_id: str, file: WorkspaceFile) -> None:
@@ -211,14 +214,18 @@ class PeeweePersistence(PersistenceAdapter):
                 WorkspaceFileRow.modified_at,
             ],
         )
-        with self._op(f"saving file {file.path!r} of {session_id!r}", write=True):
+        with self._op(
+            f"saving file {file.path!r} of {session_id!r}", write=True, single=True
+        ):
             self._execute_for_session(query, session_id)
 
     def delete_session_file(self, session_id: str, path: str) -> None:
         query = WorkspaceFileRow.delete().where(
             (WorkspaceFileRow.session == session_id) & (WorkspaceFileRow.path == path)
         )
-        with self._op(f"deleting file {path!r} of {session_id!r}", write=True):
+        with self._op(
+            f"deleting file {path!r} of {session_id!r}", write=True, single=True
+        ):
             query.execute(self._db)
 
     # -- agent profiles -------------------------------------------------------------------
