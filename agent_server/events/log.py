@@ -136,11 +136,12 @@ class EventLog:
         else:
             self._close_run()
             self._pending.append(StoredEvent(event.seq, name, data))
-        if self._unstored >= self._max_pending:
-            # never let an unstored event fall out of the ring
-            self.flush()
         if self._on_event is not None:
             self._on_event(event)
+        if self._unstored >= self._max_pending:
+            # never let an unstored event fall out of the ring; after publishing, since
+            # the write lets other greenlets append (and publish) meanwhile
+            self.flush()
         return event
 
     def _queue_delta(self, event: Event) -> None:
@@ -175,7 +176,15 @@ class EventLog:
         return bool(self._pending)
 
     def flush(self) -> None:
-        """Write the queued rows in one call to the adapter (after any flush under way)."""
+        """Write the queued rows in one call to the adapter (after any flush under way).
+
+        The write runs in a greenlet of its own: a caller killed meanwhile (an
+        interrupted turn) must not leave rows that were stored queued again, which
+        every later flush would then fail to store.
+        """
+        gevent.spawn(self._flush).get()
+
+    def _flush(self) -> None:
         self._flush_lock.acquire()
         rows, stored = self._take(), False
         try:
@@ -280,7 +289,8 @@ def flush_logs(logs: list[EventLog]) -> int:
     for group in groups.values():
         for start in range(0, len(group), FLUSH_GROUP):
             if start:
-                gevent.sleep(0)
+                # > 0: sleep(0) may resume this before the loop polls for I/O
+                gevent.sleep(0.0001)
             written += _flush_group(group[start : start + FLUSH_GROUP])
     return written
 

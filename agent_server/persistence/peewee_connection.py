@@ -9,9 +9,7 @@ Under gevent (see STACK-NOTES):
   wait on SQLite's lock for each other: one process-wide lock per database file is
   held around each short write transaction (BEGIN IMMEDIATE ... COMMIT), and WAL lets
   readers go on meanwhile. What can still wait inside C (BEGIN IMMEDIATE behind
-  another process's write, COMMIT running a WAL checkpoint: 10-25 ms of fsync and
-  copying under streaming load) and the bulk event inserts run on a native thread
-  (``execute``): the hub, and every stream, runs on meanwhile.
+  another process, WAL checkpoints) runs on a native thread: sqlite_waits.py.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import peewee
-from gevent import get_hub
 from playhouse.pool import (
     MaxConnectionsExceeded,
     PooledPostgresqlDatabase,
@@ -37,12 +34,21 @@ from playhouse.pool import (
 
 from agent_server.errors import PersistenceError
 from agent_server.persistence.peewee_errors import VENDOR_ERRORS, first_line, translated
+from agent_server.persistence.sqlite_waits import (
+    BUSY_TIMEOUT_MS,
+    Checkpoints,
+    DatabaseThread,
+    begin_immediate,
+    commit,
+)
 
 logger = logging.getLogger(__name__)
 
 # one write lock per SQLite file for the whole process (two adapters on one file
-# must not interleave writes either); created lazily, after gevent has patched
+# must not interleave writes either); created lazily, after gevent has patched. And
+# one thread per file for its COMMITs and busy BEGINs (sqlite_waits.py).
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_SQLITE_THREADS: dict[str, DatabaseThread] = {}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ class PeeweeConnections:
         self._max_connections = max_connections
         self._pool_timeout = pool_timeout
         self._write_lock: threading.Lock | None = None
+        self._thread: DatabaseThread | None = None
         self._memory = self.target.location == ":memory:"
+        self.checkpoints: Checkpoints | None = None  # a SQLite file's WAL checkpoints
         if self.target.kind == "sqlite":
             self._db = self._sqlite_database(max_connections)
         else:
@@ -95,18 +103,22 @@ class PeeweeConnections:
                     f"{exc.strerror}"
                 ) from exc
             lock_key = os.path.realpath(path)
+            self.checkpoints = Checkpoints(self._checkpoint)
         self._write_lock = _SQLITE_WRITE_LOCKS.setdefault(lock_key, threading.Lock())
+        self._thread = _SQLITE_THREADS.setdefault(lock_key, DatabaseThread())
         return PooledSqliteDatabase(
             path,
             max_connections=max_connections,
             timeout=self._pool_timeout,
             autoconnect=False,
-            check_same_thread=False,
+            check_same_thread=False,  # a checkpoint runs on a native thread
             pragmas={
                 "journal_mode": "wal",
                 "synchronous": "normal",  # durable across crashes of the process
                 "foreign_keys": 1,
-                "busy_timeout": 5000,  # only other processes can hold the lock
+                "busy_timeout": BUSY_TIMEOUT_MS,  # only other processes hold the lock
+                # checkpoints run off the hub (Checkpoints), never inside a COMMIT
+                "wal_autocheckpoint": 0 if self.checkpoints else 1000,
             },
         )
 
@@ -129,6 +141,8 @@ class PeeweeConnections:
 
     def close(self) -> None:
         """Close every pooled connection (a failure is only logged)."""
+        if self.checkpoints is not None:
+            self.checkpoints.join(timeout=10)  # its connection is lent out until then
         try:
             self._db.close_all()
         except VENDOR_ERRORS as exc:
@@ -156,16 +170,20 @@ class PeeweeConnections:
             discard = False
             try:
                 with translated(action, self.target.where):
-                    if write:
-                        self.execute("BEGIN IMMEDIATE" if self._write_lock else "BEGIN")
+                    if write and self._thread is not None:  # SQLite
+                        begin_immediate(self._db.connection(), self._thread)
+                    elif write:
+                        self._db.execute_sql("BEGIN")
                     try:
                         yield
                     except Exception:
                         if write:
                             self._rollback()
                         raise
-                    if write:
-                        self.execute("COMMIT")
+                    if write and self._thread is not None and not self._memory:
+                        commit(self._db.connection(), self._thread)
+                    elif write:
+                        self._db.execute_sql("COMMIT")
             except BaseException as exc:
                 # killed mid-call (GreenletExit, gevent.Timeout, an interrupt): the
                 # connection may be mid-query, so it is closed, not pooled again
@@ -173,19 +191,17 @@ class PeeweeConnections:
                 raise
             finally:
                 self._release(discard)
+        if write and self.checkpoints is not None:
+            self.checkpoints.wrote()
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        """One statement on this greenlet's connection (inside ``op``); its cursor.
-
-        Under a SQLite file it runs on a native thread while the greenlet waits
-        (``_off_hub``); elsewhere as peewee's ``execute_sql``. Errors are peewee's.
-        """
-        if self._write_lock is None or self._memory:
-            return self._db.execute_sql(sql, params)
-        cursor = self._db.cursor()
-        with peewee.__exception_wrapper__:
-            _off_hub(cursor.execute, sql, params)
-        return cursor
+    def _checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file, off the hub (on the
+        file's thread, so COMMITs wait behind it there, not on the hub)."""
+        with self.op("checkpointing the write-ahead log"):
+            conn = self._db.connection()
+            self._thread.run(
+                lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            )
 
     def _connect(self) -> None:
         try:
@@ -222,25 +238,6 @@ class PeeweeConnections:
                 self._db.close()
         except VENDOR_ERRORS as exc:
             logger.warning("releasing a connection to %s: %s", self.target.where, exc)
-
-
-def _off_hub(fn, *args):
-    """``fn(*args)`` on a native thread of gevent's pool; this greenlet waits for it.
-
-    sqlite3 lets go of the GIL while SQLite works, so the hub runs every other greenlet
-    meanwhile. A greenlet killed while it waits (a Timeout, an interrupt) still waits
-    for the call to end before the kill goes on: the connection is in use until then.
-    """
-    call = get_hub().threadpool.spawn(fn, *args)
-    try:
-        return call.get()
-    except BaseException:
-        while not call.ready():
-            try:
-                call.wait()
-            except BaseException:  # killed again: the connection is still busy
-                continue
-        raise
 
 
 def _parse_url(url: str) -> DatabaseTarget:

@@ -71,7 +71,6 @@ class PeeweePersistence(PersistenceAdapter):
         self._target = self._connections.target
         self._db = self._connections.database
         self._op = self._connections.op  # one call's connection and transaction
-        self._execute = self._connections.execute  # off the hub under SQLite
         self.setup()
 
     def setup(self) -> None:
@@ -319,7 +318,9 @@ class PeeweePersistence(PersistenceAdapter):
         for start in range(0, len(rows), _INSERT_BATCH):
             batch = rows[start : start + _INSERT_BATCH]
             values = ", ".join([f"({param}, {param}, {param}, {param})"] * len(batch))
-            self._execute(_INSERT_EVENTS + values, [v for row in batch for v in row])
+            self._db.execute_sql(
+                _INSERT_EVENTS + values, [v for row in batch for v in row]
+            )
 
     def list_events(
         self, session_id: str, after_seq: int = 0, limit: int | None = None

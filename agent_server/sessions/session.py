@@ -81,6 +81,7 @@ class AgentSession:
         self._scan_pending = False
         self._restored_paths: set[str] = set()
         self._save_lock = threading.Lock()
+        self._record_lock = threading.Lock()  # one record update at a time
         self.closing = False  # close() has begun: no new turn may start
         self._interrupt_pending = False
         self.closed = False
@@ -174,9 +175,7 @@ class AgentSession:
     def _run_turn(self, message_id: str, content: str) -> None:
         self.sandbox.start()  # overlaps sandbox creation with the first model call
         loop = self._agent_loop()
-        self._update_record(
-            metadata={**self.record.metadata, "turnInFlight": message_id}
-        )
+        self._update_record(set_metadata={"turnInFlight": message_id})
         try:
             if self.closing:  # close() began while the record was written
                 self._report_not_run(message_id, "session_unloaded")
@@ -192,12 +191,9 @@ class AgentSession:
             # it is stored below (those writes let other greenlets, and requests, run)
             self._turn = None
             self.current_message_id = None
-            metadata = {
-                k: v for k, v in self.record.metadata.items() if k != "turnInFlight"
-            }
             self.touch()
             self.save_transcript()
-            self._update_record(metadata=metadata, last_activity=utcnow())
+            self._update_record(drop_metadata=("turnInFlight",), last_activity=utcnow())
             self.log.flush()
             # no workspace scan here: each tool result already scheduled one
 
@@ -240,9 +236,7 @@ class AgentSession:
         # default files on the first start) is news, saved and reported by the scan
         self.workspace.reset(sandbox, restored=self._restored_paths)
         if not self.record.metadata.get("workspaceSeeded"):
-            self._update_record(
-                metadata={**self.record.metadata, "workspaceSeeded": True}
-            )
+            self._update_record(set_metadata={"workspaceSeeded": True})
         self._scan_now()
 
     def _schedule_scan(self) -> None:
@@ -278,9 +272,25 @@ class AgentSession:
     def idle_for(self) -> float:
         return 0.0 if self.is_busy else time.monotonic() - self.last_activity
 
-    def _update_record(self, **updates) -> None:
-        self._services.persistence.update_session_record(self.session_id, **updates)
-        self.record = self.record.replace(**updates)
+    def _update_record(
+        self, *, set_metadata: dict | None = None, drop_metadata=(), **updates
+    ) -> None:
+        """Store and keep record changes; metadata keys are set or dropped one by one.
+
+        One update at a time, each building on the last: a write lets other
+        greenlets run, and two read-modify-writes of the metadata (the turn's marker,
+        the sandbox's "seeded") would otherwise drop each other's key.
+        """
+        with self._record_lock:
+            if set_metadata or drop_metadata:
+                metadata = {
+                    k: v
+                    for k, v in self.record.metadata.items()
+                    if k not in drop_metadata
+                }
+                updates["metadata"] = {**metadata, **(set_metadata or {})}
+            self._services.persistence.update_session_record(self.session_id, **updates)
+            self.record = self.record.replace(**updates)
 
     # -- unloading ----------------------------------------------------------------------
     def close(self, reason: str = "unloaded") -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from agent_server.errors import PersistenceError
 from agent_server.persistence.peewee_persistence import PeeweePersistence
+from agent_server.persistence.sqlite_waits import CHECKPOINT_EVERY
 from agent_server.persistence.types import SessionRecord, StoredEvent, WorkspaceFile
 
 
@@ -118,6 +119,27 @@ def test_a_greenlet_killed_while_its_sqlite_write_waits_leaves_a_usable_store(
         assert store.list_events("s") == []
         store.append_events("s", [StoredEvent(1, "e", {"i": 2})])
         assert [e.data for e in store.list_events("s")] == [{"i": 2}]
+    finally:
+        store.close()
+
+
+def test_the_wal_reaches_the_database_file_by_a_checkpoint_outside_any_commit(
+    tmp_path,
+):
+    path = tmp_path / "wal.db"
+    store = PeeweePersistence(f"sqlite:///{path}")
+    try:
+        big = {"text": "x" * 100_000}
+        # 6 MB: past the 1,000 pages at which a COMMIT would checkpoint by default
+        store.append_events("s", [StoredEvent(i, "e", big) for i in range(1, 61)])
+        assert path.stat().st_size < 1_000_000, "the COMMIT copied the WAL itself"
+        gevent.sleep(CHECKPOINT_EVERY + 0.2)
+        store.append_events("s", [StoredEvent(61, "e", {})])  # starts a checkpoint
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < 6_000_000:
+            assert time.monotonic() < deadline, "no checkpoint after the write"
+            gevent.sleep(0.05)
+        assert len(store.list_events("s")) == 61
     finally:
         store.close()
 

@@ -2,10 +2,14 @@
 
 import gc
 
+import gevent
+
+from agent_server.errors import TurnInterrupted
 from agent_server.events import names
 from agent_server.events.log import Event, EventLog, stored_events_after
 from agent_server.events.names import BLOCK_DELTA
 from agent_server.persistence.memory_persistence import InMemoryPersistence
+from agent_server.persistence.peewee_persistence import PeeweePersistence
 
 
 def _emit_turn(log, block="b1", deltas=10):
@@ -119,3 +123,48 @@ def test_a_full_ring_of_text_deltas_adds_nothing_for_the_garbage_collector():
     replayed = log.events_after(1990)
     assert [e.data["delta"] for e in replayed] == [f"d{i}" for i in range(1990, 2000)]
     assert replayed[0].wire == Event("ses_gc", 1991, BLOCK_DELTA, replayed[0].data).wire
+
+
+def test_subscribers_get_events_in_seq_order_while_a_forced_flush_waits(pg_url):
+    # PostgreSQL writes wait cooperatively: another greenlet appends meanwhile
+    store = PeeweePersistence(pg_url)
+    published = []
+    log = EventLog(
+        "s1", store, on_event=lambda e: published.append(e.seq), ring_size=16
+    )
+
+    def turn():
+        for i in range(8):  # the 8th append has to store the 8 (half the ring)
+            log.append(names.BLOCK_COMPLETE, {"i": i})
+
+    def other():  # e.g. a sandbox status or a workspace scan
+        log.append(names.STATUS, {})
+
+    try:
+        gevent.joinall([gevent.spawn(turn), gevent.spawn(other)], raise_error=True)
+        assert published == list(range(1, 10))
+    finally:
+        store.close()
+
+
+class SlowToConfirm(InMemoryPersistence):
+    """Stores at once, then takes a while to return (a COMMIT whose reply is slow)."""
+
+    def append_events(self, session_id, events):
+        super().append_events(session_id, events)
+        gevent.sleep(0.05)
+
+
+def test_a_flush_whose_caller_is_killed_still_counts_its_rows_as_stored():
+    store = SlowToConfirm()
+    log = EventLog("s1", store)
+    for i in range(3):
+        log.append(names.BLOCK_COMPLETE, {"i": i})
+    flusher = gevent.spawn(log.flush)
+    gevent.sleep(0.01)
+    flusher.kill(TurnInterrupted("interrupted by user"))  # the turn is interrupted
+
+    log.append(names.BLOCK_COMPLETE, {"i": 3})
+    log.flush()  # rows put back as unstored would clash with the stored ones here
+    assert [r.seq for r in store.list_events("s1")] == [1, 2, 3, 4]
+    assert not log.has_pending

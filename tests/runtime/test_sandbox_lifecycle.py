@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from agent_server.devtools.fake_anthropic import reply, text, tool_use
 
 
@@ -78,3 +80,28 @@ def test_a_dead_sandbox_is_noticed_reported_and_recreated(make_server, fake_mode
     assert session.sandbox.state()["status"] == "ready"
     assert session.sandbox.sandbox is not None and session.sandbox.sandbox.poll().alive
     ws.close()
+
+
+def test_the_first_turn_is_marked_in_flight_while_its_sandbox_starts(
+    make_server, fake_model, database_url
+):
+    # the sandbox's "seeded" write and the turn's in-flight marker race on a new
+    # session; crash recovery at start-up needs the marker in the stored record
+    srv = make_server(database_url)
+    for _ in range(2):
+        sid = srv.create_session()
+        words = " ".join(f"w{i}" for i in range(60))
+        fake_model.enqueue(reply(text(words), tokens_per_second=40))
+        ws = srv.ws()
+        ws.subscribe(sid)
+        message_id = srv.message(sid, "hi").body["messageId"]
+        deadline = time.monotonic() + 10
+        while not (
+            stored := srv.runtime.persistence.load_session(sid).record.metadata
+        ).get("workspaceSeeded"):
+            assert time.monotonic() < deadline, "the sandbox was never seeded"
+            time.sleep(0.02)
+        assert stored.get("turnInFlight") == message_id
+        assert not [e for e in ws.events if e["event"] == "session:turn:completed"]
+        ws.until("session:turn:completed", timeout=20)
+        ws.close()
