@@ -11,7 +11,7 @@ import pytest
 
 from agent_server.errors import PersistenceError
 from agent_server.persistence.peewee_persistence import PeeweePersistence
-from agent_server.persistence.sqlite_waits import CHECKPOINT_EVERY
+from agent_server.persistence.sqlite_waits import CHECKPOINT_EVERY, DatabaseThread
 from agent_server.persistence.types import SessionRecord, StoredEvent, WorkspaceFile
 
 
@@ -258,3 +258,13 @@ def test_relative_sqlite_url_creates_missing_directories(tmp_path, monkeypatch):
     store = PeeweePersistence("sqlite:///data/nested/agent-server.db")
     store.close()
     assert (tmp_path / "data" / "nested" / "agent-server.db").is_file()
+
+
+def test_an_error_on_the_database_thread_is_raised_to_the_caller_not_printed(capfd):
+    def fails():
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        DatabaseThread().run(fails)
+    gevent.sleep(0.05)  # anything the pool would print is out by now
+    assert "Traceback" not in capfd.readouterr().err
