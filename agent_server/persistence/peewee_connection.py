@@ -8,8 +8,9 @@ Under gevent (see STACK-NOTES):
 - SQLite: its busy handler sleeps inside C and blocks the hub, so greenlets never
   wait on SQLite's lock for each other: one process-wide lock per database file is
   held around each short write transaction (BEGIN IMMEDIATE ... COMMIT), and WAL lets
-  readers go on meanwhile. What can still wait inside C (BEGIN IMMEDIATE behind
-  another process, WAL checkpoints) runs on a native thread: sqlite_waits.py.
+  readers go on meanwhile. What can still wait inside C (COMMIT on the disk, WAL
+  checkpoints, BEGIN IMMEDIATE behind another process) runs on a native thread of
+  the file's own: sqlite_waits.py.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class PeeweeConnections:
             max_connections=max_connections,
             timeout=self._pool_timeout,
             autoconnect=False,
-            check_same_thread=False,  # a checkpoint runs on a native thread
+            check_same_thread=False,  # COMMITs and checkpoints run on the file's thread
             pragmas={
                 "journal_mode": "wal",
                 "synchronous": "normal",  # durable across crashes of the process

@@ -9,9 +9,9 @@ greenlet waits cooperatively:
   inside C for up to ``BUSY_TIMEOUT_MS``). It is tried at once first, without
   waiting; only a busy database goes to the thread.
 - COMMIT, which writes the transaction to the WAL file. On ext4 that write() can wait
-  10-25 ms while the journal commits another file's fsync (measured under the
-  streaming benchmark: with COMMIT on the hub, server p99 was 10-20 ms; with COMMIT
-  here, 2.6-3.8 ms).
+  10-25 ms while the journal commits another file's fsync (under the streaming
+  benchmark, server p99 was 10-20 ms with COMMIT on the hub, 2.1-7.6 ms and mostly
+  under 3.5 with COMMIT here; docs/benchmarks.md).
 - WAL checkpoints. By default the COMMIT that takes the WAL past 1,000 pages copies
   them into the database file and fsyncs it, inside C. Connections run with
   ``wal_autocheckpoint=0`` instead, and ``Checkpoints`` runs a PASSIVE checkpoint on
@@ -117,6 +117,11 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
 
 
+def commit(conn: sqlite3.Connection, thread: DatabaseThread) -> None:
+    """COMMIT on ``conn``, off the hub."""
+    thread.run(conn.execute, "COMMIT")
+
+
 class Checkpoints:
     """Runs ``checkpoint()`` after writes, at most once per CHECKPOINT_EVERY, in a
     greenlet of its own (a caller killed meanwhile does not cut it short)."""
@@ -150,8 +155,3 @@ class Checkpoints:
         running = self._running
         if running is not None:
             running.join(timeout)
-
-
-def commit(conn: sqlite3.Connection, thread: DatabaseThread) -> None:
-    """COMMIT on ``conn``, off the hub."""
-    thread.run(conn.execute, "COMMIT")

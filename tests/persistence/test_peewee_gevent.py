@@ -61,6 +61,22 @@ def test_fifty_greenlet_writers_on_one_sqlite_file_never_hit_a_locked_database(
             store.close()
 
 
+class Ticker:
+    """Counts 10 ms ticks of a greenlet: how often the hub let other greenlets run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._greenlet = gevent.spawn(self._tick)
+
+    def _tick(self) -> None:
+        while True:
+            gevent.sleep(0.01)
+            self.count += 1
+
+    def stop(self) -> None:
+        self._greenlet.kill()
+
+
 def hold_write_lock(path, seconds: float) -> gevent.Greenlet:
     """Another process's view: a raw connection holds SQLite's write lock a while."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -79,27 +95,19 @@ def test_a_sqlite_write_waiting_for_another_process_lets_other_greenlets_run(
 ):
     path = tmp_path / "shared.db"
     store = PeeweePersistence(f"sqlite:///{path}")
-    ticks = 0
-
-    def tick():
-        nonlocal ticks
-        while True:
-            gevent.sleep(0.01)
-            ticks += 1
-
     try:
         holder = hold_write_lock(path, 0.6)
-        ticker = gevent.spawn(tick)
+        ticks = Ticker()
         started = time.monotonic()
         # waits inside SQLite (busy_timeout) until the other connection commits
         store.append_events("s", [StoredEvent(1, "e", {"i": 1})])
         waited = time.monotonic() - started
-        ticker.kill()
+        ticks.stop()
         holder.join()
         assert 0.5 <= waited < 3
         # with the wait on the hub, nothing else would run (and the holder could
         # never commit: the write would fail after busy_timeout)
-        assert ticks >= 30
+        assert ticks.count >= 30
         assert [e.seq for e in store.list_events("s")] == [1]
     finally:
         store.close()
@@ -157,21 +165,13 @@ def test_postgres_writers_in_many_greenlets_share_a_bounded_pool(pg_url):
 
 def test_a_slow_postgres_query_does_not_block_other_greenlets(pg_url):
     store = PeeweePersistence(pg_url)
-    ticks = 0
-
-    def tick():
-        nonlocal ticks
-        while True:
-            gevent.sleep(0.01)
-            ticks += 1
-
     try:
-        ticker = gevent.spawn(tick)
+        ticks = Ticker()
         gevent.sleep(0)
         store.execute_sql("SELECT pg_sleep(1)")
-        ticker.kill()
+        ticks.stop()
         # a blocked hub would allow no tick at all during the second
-        assert ticks >= 50
+        assert ticks.count >= 50
     finally:
         store.close()
 
