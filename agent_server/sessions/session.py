@@ -26,6 +26,8 @@ from agent_server.sessions.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
+_TURN_ENDS = (names.TURN_COMPLETED, names.TURN_FAILED, names.TURN_INTERRUPTED)
+
 
 @dataclass
 class SessionServices:
@@ -88,6 +90,11 @@ class AgentSession:
 
     # -- events -----------------------------------------------------------------------
     def emit(self, name: str, data: dict):
+        if name in _TURN_ENDS and data.get("messageId") == self.current_message_id:
+            # whoever hears that the turn ended may ask GET /sessions/:id at once:
+            # it must not say the turn still runs (it is stored after this)
+            self._turn = None
+            self.current_message_id = None
         event = self.log.append(name, data)
         if name == names.BLOCK_COMPLETE and data["block"].get("type") == "tool_result":
             self._schedule_scan()
@@ -187,8 +194,8 @@ class AgentSession:
                 self._turn.kill(TurnInterrupted("interrupted by user"), block=False)
             self._turn.join()
         finally:
-            # its end event is out: to GET /sessions/:id the turn no longer runs while
-            # it is stored below (those writes let other greenlets, and requests, run)
+            # over (emit() already said so if its end event went out): it is stored
+            # below while other greenlets, and requests, run
             self._turn = None
             self.current_message_id = None
             self.touch()
