@@ -15,6 +15,7 @@ TURN_STARTED = "session:turn:started"
 TURN_COMPLETED = "session:turn:completed"
 TURN_FAILED = "session:turn:failed"
 TURN_INTERRUPTED = "session:turn:interrupted"
+TURN_ENDS = (TURN_COMPLETED, TURN_FAILED, TURN_INTERRUPTED)  # one of them ends a turn
 SESSIONS_LIST = "sessions:list"
 ERROR = "error"
 

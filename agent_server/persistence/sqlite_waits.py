@@ -62,12 +62,11 @@ class DatabaseThread:
     def run(self, fn: Callable, *args):
         if self._pool is None:
             self._pool = ThreadPool(1)
-        return off_hub(fn, *args, pool=self._pool)
+        return off_hub(self._pool, fn, *args)
 
 
-def off_hub(fn: Callable, *args, pool: ThreadPool | None = None):
-    """``fn(*args)`` on a native thread (of ``pool``, else gevent's); this greenlet
-    waits for it.
+def off_hub(pool: ThreadPool, fn: Callable, *args):
+    """``fn(*args)`` on a thread of ``pool``; this greenlet waits for it.
 
     Its exception is raised here (not printed by the pool). A greenlet killed while
     it waits (a Timeout, an interrupt) still waits for the call to end before the
@@ -83,7 +82,7 @@ def off_hub(fn: Callable, *args, pool: ThreadPool | None = None):
         except Exception as exc:
             return False, exc
 
-    pending = (pool or get_hub().threadpool).spawn(call)
+    pending = pool.spawn(call)
     try:
         ok, value = pending.get()
     except BaseException:

@@ -26,8 +26,6 @@ from agent_server.sessions.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
-_TURN_ENDS = (names.TURN_COMPLETED, names.TURN_FAILED, names.TURN_INTERRUPTED)
-
 
 @dataclass
 class SessionServices:
@@ -90,7 +88,7 @@ class AgentSession:
 
     # -- events -----------------------------------------------------------------------
     def emit(self, name: str, data: dict):
-        if name in _TURN_ENDS and data.get("messageId") == self.current_message_id:
+        if name in names.TURN_ENDS and data.get("messageId") == self.current_message_id:
             # whoever hears that the turn ended may ask GET /sessions/:id at once:
             # it must not say the turn still runs (it is stored after this)
             self._turn = None

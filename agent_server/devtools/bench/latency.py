@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 from agent_server.devtools.bench.client import summary
-from agent_server.devtools.bench.procs import SERVER_CPUS
+from agent_server.devtools.bench.procs import SERVER_CPUS, on_cpus
 from agent_server.devtools.bench.streams import run_streams
 
 RATE = 50.0  # deltas per second per session
@@ -22,15 +21,13 @@ def floor(model_url: str, sessions: int, deltas: int) -> list[float]:
     """
     argv = [sys.executable, "-m", "agent_server.devtools.bench.floor"]
     argv += [model_url, str(sessions), str(deltas), str(RATE)]
-    cpus = set(SERVER_CPUS)
     out = subprocess.run(
         argv,
         capture_output=True,
         text=True,
         check=True,
         timeout=300,
-        # the driver is one gevent thread: preexec_fn is safe here
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        preexec_fn=on_cpus(SERVER_CPUS),
     )
     return json.loads(out.stdout.splitlines()[-1])
 

@@ -38,6 +38,17 @@ def pin() -> dict | None:
     return {"servers": [cpus[0]], "driver_and_fake": cpus[1:]}
 
 
+def on_cpus(cpus: set[int] | None):
+    """A child's ``preexec_fn`` that keeps it on ``cpus``; None when there are none.
+
+    (The driver is one gevent thread: preexec_fn is safe here.)
+    """
+    if not cpus:
+        return None
+    cpus = set(cpus)
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def raise_file_limit(wanted: int = 65536) -> int:
     """Raise this process's (and its children's) open-file limit; returns the new one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -76,8 +87,7 @@ class Proc:
             stderr=self.log,
             text=True,
             start_new_session=True,
-            # the driver is one gevent thread: preexec_fn is safe here
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=on_cpus(cpus),
         )
 
     def errors(self) -> str:
